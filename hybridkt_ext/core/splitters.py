@@ -1,0 +1,304 @@
+"""Splitters: cut a known backbone into stages that end right before each downsampling layer.
+
+The paper switches between teacher and student "before entering the downsampling layer", so
+stage boundaries sit at resolution changes. Rules shared by every splitter:
+
+* A stage ends right before a layer that lowers the resolution: a conv or pool with a stride
+  above 1. torchvision's dilated variants (ResNet's ``replace_stride_with_dilation``,
+  MobileNetV3's ``dilated``) trade such a stride for dilation; the layer keeps the resolution
+  but still starts a new stage, whose reduction then equals the previous one.
+* A stage that would hold only parameter-free layers (VGG's trailing max-pool) is merged into
+  the previous stage (into the next one if it is the first), so the stages together cover the
+  whole feature extractor and the last stage output equals the plain feature extractor's.
+* Stage modules are fresh containers over the model's own submodules: no parameter is created,
+  copied or re-initialised, and ``StagedBackbone.state_dict()`` is the model's under ``model.``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torchvision.models import VGG, MobileNetV2, MobileNetV3, ResNet
+
+from .mobilenet_v1 import MobileNetV1
+from .stages import StagedBackbone, StageSpec
+
+_STRIDED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _as_int(value: int | tuple[int, ...]) -> int:
+    return max(value) if isinstance(value, tuple) else value
+
+
+def _stride(module: nn.Module) -> int:
+    """Largest stride of any conv or pool inside ``module`` (1 when there is none).
+
+    The largest rather than the product: a residual block strides its main path and its
+    shortcut in parallel, and a block lowers the resolution once.
+    """
+    return max((_as_int(m.stride) for m in module.modules() if isinstance(m, _STRIDED)), default=1)
+
+
+def _dilation(module: nn.Module) -> int:
+    convs = (m for m in module.modules() if isinstance(m, nn.Conv2d))
+    return max((_as_int(m.dilation) for m in convs), default=1)
+
+
+def _out_channels(module: nn.Module, name: str) -> int:
+    """Output channels of a stage: those of its last conv (in registration order)."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"stage {name!r} has no nn.Conv2d to read its output channels from.")
+    return convs[-1].out_channels
+
+
+def _has_params(modules: Sequence[nn.Module]) -> bool:
+    return any(True for m in modules for _ in m.parameters())
+
+
+def _require(model: nn.Module, cls: type, splitter: str) -> None:
+    if not isinstance(model, cls):
+        raise TypeError(
+            f"{splitter} expects a {cls.__module__}.{cls.__name__}, got "
+            f"{type(model).__name__}; split_backbone picks the splitter from the type."
+        )
+
+
+def _spans(children: Sequence[nn.Module], cuts: Sequence[int]) -> list[tuple[int, int]]:
+    """Turns cut indices into ``[start, end)`` spans, merging parameter-free spans away."""
+    edges = sorted({0, len(children), *cuts})
+    spans: list[tuple[int, int]] = []
+    for start, end in zip(edges, edges[1:]):
+        if spans and not _has_params(children[start:end]):
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    if len(spans) > 1 and not _has_params(children[spans[0][0] : spans[0][1]]):
+        spans[:2] = [(spans[0][0], spans[1][1])]
+    return spans
+
+
+def _slice(seq: nn.Sequential, start: int, end: int) -> nn.Sequential:
+    # ``seq[start:end]`` would build ``type(seq)(...)``, which breaks for nn.Sequential
+    # subclasses with their own __init__; a plain container keeps the original child names.
+    return nn.Sequential(OrderedDict(list(seq._modules.items())[start:end]))
+
+
+def _downsampling_indices(features: nn.Sequential) -> list[int]:
+    """Indices of the entries that lower the resolution or replace that by a larger dilation."""
+    cuts, dilation = [], 1
+    for index, block in enumerate(features):
+        block_dilation = _dilation(block)
+        if _stride(block) > 1 or block_dilation > dilation:
+            cuts.append(index)
+        dilation = max(dilation, block_dilation)
+    return cuts
+
+
+def _split_features(model: nn.Module) -> StagedBackbone:
+    """Splits ``model.features`` before each downsampling entry; reductions from the strides."""
+    features: nn.Sequential = model.features
+    children = list(features)
+    stages, reduction = [], 1
+    for start, end in _spans(children, _downsampling_indices(features)):
+        for child in children[start:end]:
+            reduction *= _stride(child)
+        name = f"features[{start}:{end}]"
+        part = _slice(features, start, end)
+        stages.append(StageSpec(name, _out_channels(part, name), reduction, part))
+    return StagedBackbone(model, stages)
+
+
+def split_resnet(model: ResNet) -> StagedBackbone:
+    """Splits a torchvision ResNet into stem + ``layer1``, ``layer2``, ``layer3``, ``layer4``.
+
+    Reductions are the products of the blocks' strides (4, 8, 16, 32 for the plain models; a
+    layer built with ``replace_stride_with_dilation`` keeps the previous reduction).
+
+    Args:
+        model: any torchvision ResNet (BasicBlock or Bottleneck, ResNeXt and wide included).
+
+    Returns:
+        A 4-stage backbone; ``fc`` stays in the model but in no stage.
+    """
+    _require(model, ResNet, "split_resnet")
+    stem = (model.conv1, model.bn1, model.relu, model.maxpool)
+    reduction = 1
+    for module in stem:
+        reduction *= _stride(module)
+    stages = []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        layer: nn.Sequential = getattr(model, name)
+        for block in layer:
+            reduction *= _stride(block)
+        if name == "layer1":
+            names = ("conv1", "bn1", "relu", "maxpool", "layer1")
+            module = nn.Sequential(OrderedDict(zip(names, (*stem, layer))))
+            name = "+".join(names)
+        else:
+            module = layer
+        stages.append(StageSpec(name, _out_channels(layer, name), reduction, module))
+    return StagedBackbone(model, stages)
+
+
+def split_vgg(model: VGG) -> StagedBackbone:
+    """Splits a torchvision VGG (with or without BN) before each max-pool of ``features``.
+
+    The trailing max-pool joins the last stage, so VGG16 has 5 stages with reductions
+    1, 2, 4, 8, 32 and the last stage output equals ``model.features(x)``.
+    """
+    _require(model, VGG, "split_vgg")
+    return _split_features(model)
+
+
+def split_mobilenet_v1(model: MobileNetV1) -> StagedBackbone:
+    """Splits a MobileNetV1 before each stride-2 block: reductions 2, 4, 8, 16, 32.
+
+    The stride-2 stem is ``features[0]``; the first stage starts there and ends before the next
+    stride-2 block, since a stage before the stem would be empty.
+    """
+    _require(model, MobileNetV1, "split_mobilenet_v1")
+    return _split_features(model)
+
+
+def split_mobilenet_v2(model: MobileNetV2) -> StagedBackbone:
+    """Splits a torchvision MobileNetV2 before each stride-2 entry of ``features``.
+
+    The final 1x1 conv (1280 channels at width 1.0) belongs to the last stage.
+    """
+    _require(model, MobileNetV2, "split_mobilenet_v2")
+    return _split_features(model)
+
+
+def split_mobilenet_v3(model: MobileNetV3) -> StagedBackbone:
+    """Splits a torchvision MobileNetV3 (large or small) before each stride-2 entry of ``features``.
+
+    The final 1x1 conv of ``features`` belongs to the last stage. With ``dilated=True`` the
+    dilated block that replaces the last stride-2 block still starts a stage (reduction 16).
+    """
+    _require(model, MobileNetV3, "split_mobilenet_v3")
+    return _split_features(model)
+
+
+def _probe(module: nn.Sequential, in_channels: int, probe_size: int) -> list[tuple[int, int, int]]:
+    """Runs a probe through the children one at a time; returns each output's (C, H, W)."""
+    reference = next(module.parameters(), None)
+    if reference is None:
+        reference = next(module.buffers(), torch.zeros(()))
+    # Save every flag, not just the top one: a frozen BN kept in eval must stay in eval.
+    flags = [(m, m.training) for m in module.modules()]
+    module.eval()
+    shapes = []
+    try:
+        with torch.no_grad():
+            shape = (1, in_channels, probe_size, probe_size)
+            x = torch.zeros(shape, device=reference.device, dtype=reference.dtype)
+            for index, child in enumerate(module):
+                x = child(x)
+                what = f"child [{index}] ({type(child).__name__}) of the nn.Sequential"
+                if x.dim() != 4:
+                    raise ValueError(
+                        f"split_sequential handles 2-D feature maps only, but {what} outputs "
+                        f"shape {tuple(x.shape)}; pass only the convolutional part."
+                    )
+                if min(x.shape[2:]) < 2:
+                    raise ValueError(
+                        f"the {probe_size}x{probe_size} probe shrinks to {x.shape[2]}x"
+                        f"{x.shape[3]} at {what}, which hides any later downsampling; pass a "
+                        "probe_size of at least twice the total stride, and leave global "
+                        "pooling out of the module."
+                    )
+                shapes.append((x.shape[1], x.shape[2], x.shape[3]))
+    finally:
+        for m, training in flags:
+            m.training = training
+    return shapes
+
+
+def split_sequential(
+    module: nn.Sequential, in_channels: int = 3, probe_size: int = 64
+) -> StagedBackbone:
+    """The generic splitter: finds the downsampling children of an nn.Sequential with a probe.
+
+    A zero image of ``probe_size`` squared runs through the children one at a time (in eval
+    mode, without autograd; every training flag is restored afterwards). A child downsamples
+    when ``round(H_in / H_out) >= 2``: a valid-padding conv that trims a border is not a
+    downsampling. A stage ends before each downsampling child, with the parameter-free merge
+    rule of this module. Channels and reductions (``round(probe_size / H_out)``) come from the
+    probe. The default 64 resolves total strides up to 32 (the last map keeps 2x2 pixels); a
+    deeper module needs a larger probe, and a probe that shrinks to 1 pixel raises.
+
+    A module that never downsamples is one valid stage, with reduction 1.
+
+    Args:
+        module: the feature extractor, e.g. ``model.features``.
+        in_channels: channels of the input image.
+        probe_size: height and width of the probe image.
+
+    Returns:
+        A backbone whose ``model`` is ``module`` itself.
+
+    Raises:
+        ValueError: ``module`` is not an nn.Sequential, is empty, or does not map a
+            4-D probe to 4-D feature maps of at least 2x2 pixels.
+    """
+    if not isinstance(module, nn.Sequential):
+        raise ValueError(
+            f"split_sequential needs an nn.Sequential, got {type(module).__name__}; pass the "
+            "model's feature extractor (e.g. model.features) or wrap its layers in "
+            "nn.Sequential(...)."
+        )
+    children = list(module)
+    if not children:
+        raise ValueError(
+            f"split_sequential got an empty {type(module).__name__} (no children); pass the "
+            "nn.Sequential that holds the feature extractor's layers."
+        )
+    shapes = _probe(module, in_channels, probe_size)
+    heights_in = [probe_size] + [height for _, height, _ in shapes[:-1]]
+    cuts = [
+        i
+        for i, (h_in, (_, h_out, _)) in enumerate(zip(heights_in, shapes))
+        if round(h_in / h_out) >= 2
+    ]
+    stages = []
+    for start, end in _spans(children, cuts):
+        channels, height, _ = shapes[end - 1]
+        reduction = round(probe_size / height)
+        stages.append(
+            StageSpec(f"[{start}:{end}]", channels, reduction, _slice(module, start, end))
+        )
+    return StagedBackbone(module, stages)
+
+
+_SPLITTERS: tuple[tuple[type, Callable[..., StagedBackbone]], ...] = (
+    (ResNet, split_resnet),
+    (VGG, split_vgg),
+    (MobileNetV1, split_mobilenet_v1),
+    (MobileNetV2, split_mobilenet_v2),
+    (MobileNetV3, split_mobilenet_v3),
+    (nn.Sequential, split_sequential),
+)
+
+
+def split_backbone(model: nn.Module) -> StagedBackbone:
+    """Splits ``model`` with the splitter for its type.
+
+    Args:
+        model: a torchvision ResNet, VGG, MobileNetV2 or MobileNetV3, a MobileNetV1, or an
+            nn.Sequential (split with ``split_sequential`` and its defaults).
+
+    Raises:
+        TypeError: no splitter knows the type of ``model``.
+    """
+    for cls, splitter in _SPLITTERS:
+        if isinstance(model, cls):
+            return splitter(model)
+    raise TypeError(
+        f"split_backbone has no splitter for {type(model).__module__}.{type(model).__name__}; "
+        "call split_sequential on its feature extractor (an nn.Sequential), or declare its "
+        "StageSpecs by hand and build StagedBackbone(model, stages)."
+    )

@@ -1,0 +1,107 @@
+"""Stage descriptions: a backbone seen as a sequence of stages, each ending before a downsampling.
+
+In the spirit of timm's ``FeatureInfo``: a backbone declares its stages (name, channels,
+reduction, module) once, and every consumer (the hybrid forward engine, FitNet/AT, the
+framework adapters) works on that declaration. ``check_stage_contract`` verifies a declaration
+against what the stages really output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a backbone.
+
+    Attributes:
+        name: human-readable name, e.g. ``"layer2"`` or ``"features.7-13"``.
+        channels: channels of the stage's output feature map.
+        reduction: total stride of the stage's output relative to the input image.
+        module: the callable that maps the previous stage's output to this stage's output.
+            It holds references to modules owned by the wrapped model; it is not registered as
+            a submodule anywhere, so state dicts keep the plain model's layout.
+    """
+
+    name: str
+    channels: int
+    reduction: int
+    module: nn.Module
+
+
+class StagedBackbone(nn.Module):
+    """A model plus the declaration of its stages.
+
+    ``model`` is registered as the only submodule, so ``state_dict()`` is the plain model's
+    state dict under the prefix ``model.`` (student export strips exactly that). The stage
+    callables reference parts of ``model``; they are kept in a tuple so that nn.Module does
+    not register them a second time.
+
+    Args:
+        model: the module that owns every parameter of the stages (it may own more, e.g. a
+            classifier head that the stages do not use).
+        stages: the stage declarations, in forward order.
+    """
+
+    def __init__(self, model: nn.Module, stages: Sequence[StageSpec]) -> None:
+        super().__init__()
+        if len(stages) == 0:
+            raise ValueError("StagedBackbone needs at least one stage; got an empty list.")
+        self.model = model
+        self._stages: tuple[StageSpec, ...] = tuple(stages)
+        self.training = model.training  # start in the model's mode (a frozen teacher stays eval)
+
+    @property
+    def stage_specs(self) -> tuple[StageSpec, ...]:
+        return self._stages
+
+    @property
+    def num_stages(self) -> int:
+        return len(self._stages)
+
+    def stage(self, index: int) -> nn.Module:
+        return self._stages[index].module
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Runs all stages; returns every stage output (N, C_i, H/r_i, W/r_i)."""
+        outputs = []
+        for spec in self._stages:
+            x = spec.module(x)
+            outputs.append(x)
+        return outputs
+
+
+def check_stage_contract(backbone: StagedBackbone, image_size: tuple[int, int] = (64, 64),
+                         in_channels: int = 3) -> None:
+    """Runs a dummy batch and raises if any stage's channels or reduction differ from its spec.
+
+    The reduction check allows the ceil/floor rounding of odd sizes: an output of size
+    ``ceil(H / r)`` or ``floor(H / r)`` both match reduction ``r``.
+    """
+    height, width = image_size
+    # Restore each module's own flag: a blanket train() would unfreeze a frozen teacher's BN.
+    flags = [(m, m.training) for m in backbone.modules()]
+    backbone.eval()
+    try:
+        param = next(backbone.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            outputs = backbone(torch.zeros(1, in_channels, height, width, device=device))
+    finally:
+        for module, flag in flags:
+            module.training = flag
+    for spec, out in zip(backbone.stage_specs, outputs):
+        if out.shape[1] != spec.channels:
+            raise AssertionError(
+                f"stage {spec.name!r} declares {spec.channels} channels but outputs {out.shape[1]}"
+            )
+        for size, got in ((height, out.shape[2]), (width, out.shape[3])):
+            if got not in (size // spec.reduction, -(-size // spec.reduction)):
+                raise AssertionError(
+                    f"stage {spec.name!r} declares reduction {spec.reduction} but maps size "
+                    f"{size} to {got}"
+                )
