@@ -1,0 +1,211 @@
+"""The hybrid forward engine: three paths through a frozen teacher and a trainable student.
+
+Path 3 (student)        S1 S2 S3 S4          -> L3
+Path 1 (student first)  S1 T2 S3 T4          -> L1
+Path 2 (teacher first)  T1 S2 T3 S4          -> L2
+
+Every path yields multi-scale features in the *student's* channel counts (teacher stage
+outputs pass the teacher->student adapter), so the framework's own head and neck compute each
+path's loss unchanged. Shared prefixes run once (S1 serves paths 1 and 3), a teacher-only
+prefix (T1 of path 2) runs without autograd, and stages are evaluated stage by stage across
+paths so every adapter knows the size the receiving network produces at that stage.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .adapters import FeatureAdapter
+from .freezing import freeze_teacher
+from .input_transform import InputConvention, TeacherInputTransform
+from .norm_stats import RunningStatsGuard
+from .paths import STUDENT, TEACHER, PathPlan, make_path_plan
+from .stage_alignment import StageMismatchError, describe_stages
+from .stages import StagedBackbone
+
+
+@dataclass(frozen=True)
+class HybridFeatures:
+    """Per-path features at ``out_indices``, each (N, C_student_i, H_i, W_i)."""
+
+    student: list[torch.Tensor]
+    student_first: list[torch.Tensor]
+    teacher_first: list[torch.Tensor]
+
+
+class HybridForward(nn.Module):
+    """Student + frozen teacher + adapters, with the three forward paths.
+
+    Args:
+        student: the trainable backbone, split into stages.
+        teacher: the frozen backbone with the same number of stages (see
+            ``stage_alignment.align_stages``), or None for plain student training.
+        switch_points: stage indices before which hybrid paths switch network (default: all).
+        out_indices: student stages whose features the head consumes (default: all).
+        student_input: the input convention of the images the framework feeds the student.
+        teacher_input: the teacher's own convention (default: the student's).
+        hybrid_paths: build the path plan and adapters. False for baselines that use the
+            teacher only as a target (FitNet, AT, KD), which would leave adapters unused.
+    """
+
+    def __init__(self, student: StagedBackbone, teacher: StagedBackbone | None = None,
+                 switch_points: Sequence[int] | None = None,
+                 out_indices: Sequence[int] | None = None,
+                 student_input: InputConvention | None = None,
+                 teacher_input: InputConvention | None = None,
+                 hybrid_paths: bool = True) -> None:
+        super().__init__()
+        n = student.num_stages
+        self.out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
+        bad = [i for i in self.out_indices if not 0 <= i < n]
+        if bad or not self.out_indices:
+            raise ValueError(f"out_indices {self.out_indices} must name stages in 0..{n - 1}")
+        self.student = student
+        self.teacher = teacher
+        self.plan: PathPlan | None = None
+        if teacher is None:
+            return
+        if teacher.num_stages != n:
+            raise StageMismatchError(
+                f"the student has {n} stages [{describe_stages(student)}] but the teacher has "
+                f"{teacher.num_stages} [{describe_stages(teacher)}]; merge stages first with "
+                "hybridkt_ext.core.align_stages(student, teacher)"
+            )
+        # The teacher is frozen because its weights are the knowledge being transferred; it
+        # still passes gradients *through* to earlier student stages and adapters.
+        freeze_teacher(teacher)
+        student_input = student_input or InputConvention()
+        self.teacher_input = TeacherInputTransform(student_input, teacher_input or student_input)
+        if not hybrid_paths:
+            return
+        self.plan = make_path_plan(n, switch_points)
+        self._stats_guard = RunningStatsGuard(student)
+        s_ch = [s.channels for s in student.stage_specs]
+        t_ch = [s.channels for s in teacher.stage_specs]
+        # Only adapters some path uses are built: unused parameters would break DDP.
+        self.to_teacher = nn.ModuleDict()
+        self.to_student = nn.ModuleDict()
+        for _, plan in self.plan.items():
+            for i, net in enumerate(plan):
+                nxt = plan[i + 1] if i + 1 < n else None
+                if net == STUDENT and nxt == TEACHER and str(i) not in self.to_teacher:
+                    self.to_teacher[str(i)] = FeatureAdapter(s_ch[i], t_ch[i])
+                feeds_student = nxt == STUDENT or i in self.out_indices
+                if net == TEACHER and feeds_student and str(i) not in self.to_student:
+                    self.to_student[str(i)] = FeatureAdapter(t_ch[i], s_ch[i])
+
+    def train(self, mode: bool = True) -> "HybridForward":
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # norm layers keep their running statistics, dropout stays off
+        return self
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Student path only: what inference, evaluation and export run (zero overhead)."""
+        return self._select(self.student(x))
+
+    def _select(self, stage_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [stage_outputs[i] for i in self.out_indices]
+
+    def forward_with_teacher(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """All student stage outputs, and all teacher stage outputs without autograd.
+
+        For feature-mimicking baselines (FitNet, AT), which use the teacher as a target only.
+        """
+        teacher = self._require_teacher()
+        student_out = self.student(x)
+        with torch.no_grad():
+            teacher_out = teacher(self.teacher_input(x))
+        return student_out, teacher_out
+
+    def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
+        """Runs the three paths; returns their features at ``out_indices``.
+
+        Args:
+            x: (N, 3, H, W) images in the student's input convention.
+        """
+        teacher = self._require_teacher()
+        plan = self.plan
+        if plan is None:
+            raise RuntimeError("this HybridForward was built with hybrid_paths=False")
+        n = self.student.num_stages
+        # Native output size of each network at each stage: known once both have run the
+        # stage, which they always have since paths 1 and 2 are complementary.
+        sizes: dict[str, list[tuple[int, int]]] = {STUDENT: [], TEACHER: []}
+        outputs: dict[str, torch.Tensor] = {}  # plan prefix -> that stage's output (own space)
+        in_student_space: dict[str, torch.Tensor] = {}  # teacher outputs adapted for the student
+        teacher_image = None
+        for i in range(n):
+            for _, path in plan.items():
+                prefix = path[: i + 1]
+                if prefix in outputs:  # shared prefix, e.g. S1 for paths 1 and 3
+                    continue
+                net = path[i]
+                if i == 0:
+                    if net == TEACHER and teacher_image is None:
+                        teacher_image = self.teacher_input(x)
+                    stage_in = x if net == STUDENT else teacher_image
+                else:
+                    stage_in = self._stage_input(path, i, outputs, in_student_space, sizes)
+                outputs[prefix] = self._run_stage(net, i, prefix, stage_in, teacher)
+            teacher_path = plan.teacher_first if plan.teacher_first[i] == TEACHER \
+                else plan.student_first
+            sizes[STUDENT].append(tuple(outputs[plan.student[: i + 1]].shape[-2:]))
+            sizes[TEACHER].append(tuple(outputs[teacher_path[: i + 1]].shape[-2:]))
+
+        def features(path: str) -> list[torch.Tensor]:
+            feats = []
+            for i in self.out_indices:
+                prefix = path[: i + 1]
+                if path[i] == STUDENT:
+                    feats.append(outputs[prefix])
+                else:
+                    feats.append(self._adapted_to_student(prefix, i, outputs, in_student_space,
+                                                          sizes))
+            return feats
+
+        return HybridFeatures(features(plan.student), features(plan.student_first),
+                              features(plan.teacher_first))
+
+    def _require_teacher(self) -> StagedBackbone:
+        if self.teacher is None:
+            raise RuntimeError(
+                "this HybridForward has no teacher: build it with a teacher to run hybrid "
+                "paths, or train the student path alone with forward()"
+            )
+        return self.teacher
+
+    def _stage_input(self, path: str, i: int, outputs: dict[str, torch.Tensor],
+                     in_student_space: dict[str, torch.Tensor],
+                     sizes: dict[str, list[tuple[int, int]]]) -> torch.Tensor:
+        prev_prefix, prev_net, net = path[:i], path[i - 1], path[i]
+        if prev_net == net:
+            return outputs[prev_prefix]
+        if net == STUDENT:
+            return self._adapted_to_student(prev_prefix, i - 1, outputs, in_student_space, sizes)
+        return self.to_teacher[str(i - 1)](outputs[prev_prefix], sizes[TEACHER][i - 1])
+
+    def _adapted_to_student(self, prefix: str, i: int, outputs: dict[str, torch.Tensor],
+                            in_student_space: dict[str, torch.Tensor],
+                            sizes: dict[str, list[tuple[int, int]]]) -> torch.Tensor:
+        # One adapter output serves both the switch into S_{i+1} and the head feature.
+        if prefix not in in_student_space:
+            in_student_space[prefix] = self.to_student[str(i)](outputs[prefix],
+                                                               sizes[STUDENT][i])
+        return in_student_space[prefix]
+
+    def _run_stage(self, net: str, i: int, prefix: str, stage_in: torch.Tensor,
+                   teacher: StagedBackbone) -> torch.Tensor:
+        if net == TEACHER:
+            # Nothing trainable precedes a teacher-only prefix: no graph is needed for it.
+            ctx = torch.no_grad() if set(prefix) == {TEACHER} else contextlib.nullcontext()
+            with ctx:
+                return teacher.stage(i)(stage_in)
+        if set(prefix) == {STUDENT}:  # the student path: updates running statistics
+            return self.student.stage(i)(stage_in)
+        with self._stats_guard.frozen():
+            return self.student.stage(i)(stage_in)

@@ -1,0 +1,76 @@
+"""Which network runs each stage on each of the three forward paths.
+
+Path 3 (normal): S S S S. Path 1 (student first): S T S T. Path 2 (teacher first): T S T S.
+The paper switches at every stage boundary; ``switch_points`` lets a user switch at fewer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+STUDENT = "S"
+TEACHER = "T"
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    """Per-path network letters, one per stage ("S" student, "T" teacher).
+
+    Attributes:
+        student: path 3, the student alone (loss L3).
+        student_first: path 1, starts with the student's first stage (loss L1).
+        teacher_first: path 2, starts with the teacher's first stage (loss L2).
+    """
+
+    student: str
+    student_first: str
+    teacher_first: str
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """(path name, plan) pairs in the order the engine evaluates them."""
+        return (("student", self.student), ("student_first", self.student_first),
+                ("teacher_first", self.teacher_first))
+
+
+def make_path_plan(num_stages: int, switch_points: Sequence[int] | None = None) -> PathPlan:
+    """Builds the three plans.
+
+    Args:
+        num_stages: number of (aligned) stages of both networks.
+        switch_points: stage indices ``k`` (1 <= k < num_stages) before which the hybrid paths
+            change network. ``None`` means every boundary, the paper's default.
+
+    Raises:
+        ValueError: if a switch point is out of range, repeated, or none is given.
+    """
+    if num_stages < 2:
+        raise ValueError(
+            f"hybrid forward needs at least 2 stages to switch between, got {num_stages}; "
+            "split the backbones before their downsampling layers (see core.splitters)"
+        )
+    if switch_points is None:
+        points = list(range(1, num_stages))
+    else:
+        points = sorted(int(p) for p in switch_points)
+        bad = [p for p in points if not 1 <= p < num_stages]
+        if bad:
+            raise ValueError(
+                f"switch_points {list(switch_points)} has {bad} outside 1..{num_stages - 1}: a "
+                f"switch point k switches network before stage k of the {num_stages} stages"
+            )
+        if len(set(points)) != len(points):
+            raise ValueError(f"switch_points {list(switch_points)} repeats an index")
+        if not points:
+            raise ValueError(
+                "switch_points is empty: path 1 would equal the student path. Give at least "
+                "one stage index, or leave it unset to switch at every boundary"
+            )
+    letters = []
+    current = STUDENT
+    for stage in range(num_stages):
+        if stage in points:
+            current = TEACHER if current == STUDENT else STUDENT
+        letters.append(current)
+    student_first = "".join(letters)
+    teacher_first = student_first.translate(str.maketrans("ST", "TS"))
+    return PathPlan(STUDENT * num_stages, student_first, teacher_first)
