@@ -1,0 +1,71 @@
+"""Teacher training, then one student per transfer mode, from the same settings."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ..core import load_teacher_weights, save_atomically
+from .models import build_classifier, staged_classifier
+from .trainer import TrainConfig, evaluate, fit, save_classifier, write_csv
+from .transfer_classifier import TransferClassifier
+
+
+@dataclass
+class StudentResult:
+    """What one student run produced."""
+
+    mode: str
+    accuracy: float
+    seconds: float
+    rows: list[dict] = field(repr=False)
+
+
+def train_teacher(arch: str, num_classes: int, train_set: Dataset, test_set: Dataset,
+                  cfg: TrainConfig, out: Path, overwrite: bool = False) -> float:
+    """Trains a plain classifier (the teacher) and saves its state dict; returns accuracy."""
+    torch.manual_seed(cfg.seed)
+    model = build_classifier(arch, num_classes)
+    ce = torch.nn.functional.cross_entropy
+    fit(model, lambda x, y: (ce(model(x), y), {}), train_set, cfg,
+        log_path=out.with_suffix(".csv"))
+    save_classifier(model, out, overwrite=overwrite)
+    return evaluate(model, test_set)
+
+
+def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dataset,
+                  test_set: Dataset, cfg: TrainConfig, work_dir: Path,
+                  teacher_arch: str | None = None, teacher_checkpoint: Path | None = None,
+                  teacher_prefix: str = "", fixed_alpha: float = 1.0,
+                  switch_points=None, overwrite: bool = False) -> StudentResult:
+    """Trains one student in ``mode``; writes its log CSV and exported plain weights."""
+    torch.manual_seed(cfg.seed)  # every mode starts from the same student initialisation
+    student, student_head = staged_classifier(student_arch, num_classes)
+    teacher = teacher_head = None
+    if mode != "none":
+        if teacher_arch is None or teacher_checkpoint is None:
+            raise ValueError(f"mode {mode!r} needs --teacher and --teacher-checkpoint")
+        teacher, teacher_head = staged_classifier(teacher_arch, num_classes)
+        load_teacher_weights(teacher.model, teacher_checkpoint, prefix=teacher_prefix)
+    model = TransferClassifier(student, student_head, mode, teacher, teacher_head,
+                               fixed_alpha=fixed_alpha, switch_points=switch_points)
+    start = time.perf_counter()
+    rows = fit(model, model.training_step, train_set, cfg, test_set=test_set)
+    seconds = time.perf_counter() - start
+    accuracy = evaluate(model, test_set)
+    name = mode if mode != "fixed" else f"fixed{fixed_alpha:g}"
+    write_csv(rows, work_dir / f"student_{name}.csv")
+    save_atomically(model.student_state_dict(), work_dir / f"student_{name}.pth",
+                    overwrite=overwrite)
+    return StudentResult(name, accuracy, seconds, rows)
+
+
+def exported_student_accuracy(arch: str, num_classes: int, path: Path,
+                              test_set: Dataset) -> float:
+    """Loads an exported student into the plain classifier (no hybridkt) and evaluates it."""
+    model = build_classifier(arch, num_classes)
+    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    return evaluate(model, test_set)

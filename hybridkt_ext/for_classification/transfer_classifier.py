@@ -1,0 +1,103 @@
+"""A classifier trained with one of the paper's transfer modes, on the core engine.
+
+Modes: "none" (student alone), "kd", "fitnet", "at" (the paper's baselines), "hybrid" (dynamic
+alpha) and "fixed" (hybrid with a fixed alpha, Fig. 9). All share one student, one frozen
+teacher and one loss function (cross-entropy), so comparisons differ by the mode alone.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core import (AttentionTransferLoss, FitNetLoss, HybridForward, LossBalancer,
+                    StagedBackbone, align_stages, export_student_state_dict, kd_loss)
+
+MODES = ("none", "kd", "fitnet", "at", "hybrid", "fixed")
+
+
+class TransferClassifier(nn.Module):
+    """Student classifier + optional frozen teacher, with ``training_step`` per mode.
+
+    Args:
+        student: the student's stages (its ``model`` is the whole plain classifier).
+        student_head: maps the student's last stage output to logits.
+        mode: one of ``MODES``.
+        teacher: the teacher's stages (its ``model`` is the whole teacher classifier); needed
+            by every mode except "none".
+        teacher_head: the teacher's own head, needed by "kd".
+        fixed_alpha: the weight of L1 + L2 in mode "fixed".
+        switch_points: hybrid switch points (default: every shared stage boundary).
+        kd_temperature: softmax temperature of "kd".
+        fitnet_weight: weight of the FitNet hint loss.
+        at_beta: AT's beta (1000 in the AT paper).
+    """
+
+    def __init__(self, student: StagedBackbone, student_head: Callable, mode: str = "hybrid",
+                 teacher: StagedBackbone | None = None, teacher_head: Callable | None = None,
+                 fixed_alpha: float = 1.0, switch_points=None, kd_temperature: float = 4.0,
+                 fitnet_weight: float = 1.0, at_beta: float = 1000.0) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
+        if mode != "none" and teacher is None:
+            raise ValueError(f"mode {mode!r} needs a teacher; use mode 'none' to train alone")
+        if mode == "kd" and teacher_head is None:
+            raise ValueError("mode 'kd' needs the teacher's classifier head (teacher_head)")
+        self.mode = mode
+        self.student_head = student_head
+        self.teacher_head = teacher_head
+        self.kd_temperature = kd_temperature
+        if mode == "none":
+            teacher = None
+        elif teacher is not None:
+            student, teacher = align_stages(student, teacher)
+        last = student.num_stages - 1
+        self.engine = HybridForward(student, teacher, switch_points=switch_points,
+                                    out_indices=(last,),
+                                    hybrid_paths=mode in ("hybrid", "fixed"))
+        self.balancer = LossBalancer("fixed" if mode == "fixed" else "dynamic", fixed_alpha)
+        self.transfer: nn.Module | None = None
+        if mode == "fitnet":
+            self.transfer = FitNetLoss([s.channels for s in student.stage_specs],
+                                       [s.channels for s in teacher.stage_specs],
+                                       weight=fitnet_weight)
+        elif mode == "at":
+            self.transfer = AttentionTransferLoss(beta=at_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Student logits (N, num_classes): the plain student, no teacher involved."""
+        return self.student_head(self.engine(x)[-1])
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
+                                                                      dict[str, float]]:
+        """Returns the loss to back-propagate and detached values to log."""
+        if self.mode in ("hybrid", "fixed"):
+            feats = self.engine.forward_hybrid(x)
+            l1, l2, l3 = (F.cross_entropy(self.student_head(f[-1]), y)
+                          for f in (feats.student_first, feats.teacher_first, feats.student))
+            balanced = self.balancer(l1, l2, l3)
+            logs = {k: float(v) for k, v in balanced.log_values().items()}
+            return balanced.total, logs
+        if self.mode == "none":
+            loss = F.cross_entropy(self(x), y)
+            return loss, {"loss_task": loss.item()}
+        if self.mode == "kd":
+            logits = self(x)
+            with torch.no_grad():
+                teacher_feats = self.engine.teacher(self.engine.teacher_input(x))
+                teacher_logits = self.teacher_head(teacher_feats[-1])
+            task = F.cross_entropy(logits, y)
+            transfer = kd_loss(logits, teacher_logits, self.kd_temperature)
+        else:
+            student_feats, teacher_feats = self.engine.forward_with_teacher(x)
+            task = F.cross_entropy(self.student_head(student_feats[-1]), y)
+            transfer = self.transfer(student_feats, teacher_feats)
+        return task + transfer, {"loss_task": task.item(), "loss_transfer": transfer.item()}
+
+    def student_state_dict(self) -> dict[str, torch.Tensor]:
+        """The plain student classifier's state dict (loads into ``build_classifier(...)``)."""
+        return export_student_state_dict(self.state_dict(), "engine.student.model.",
+                                         drop_prefixes=("engine.", "transfer."))

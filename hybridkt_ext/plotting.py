@@ -1,0 +1,47 @@
+"""Plots of alpha and the three path losses over training (the paper's Fig. 6 and 7)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+
+def plot_alpha_and_path_losses(runs: Mapping[str, Sequence[Mapping[str, float]]],
+                               path: str | Path, title: str = "") -> Path:
+    """Writes a PNG with alpha (top) and L1/L2/L3 (bottom) against the step, one line per run.
+
+    Args:
+        runs: run name -> log rows holding ``step``, ``hkt_alpha``, ``hkt_L1``, ``hkt_L2``,
+            ``hkt_L3`` (rows without them are skipped).
+        path: the PNG to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never needs a display
+    import matplotlib.pyplot as plt
+
+    fig, (ax_alpha, ax_loss) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for name, rows in runs.items():
+        rows = [r for r in rows if "hkt_alpha" in r]
+        if not rows:
+            continue
+        steps = [r["step"] for r in rows]
+        ax_alpha.plot(steps, [r["hkt_alpha"] for r in rows], label=name)
+        for key, label, style in (("hkt_L1", "L1 student-first", "-"),
+                                  ("hkt_L2", "L2 teacher-first", "--"),
+                                  ("hkt_L3", "L3 student", ":")):
+            if key in rows[0]:
+                ax_loss.plot(steps, [r[key] for r in rows], style, label=f"{name}: {label}")
+    ax_alpha.set_ylabel("alpha = 2 L3 / (L1 + L2)")
+    ax_alpha.legend(fontsize="small")
+    ax_loss.set_ylabel("path loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_yscale("log")
+    ax_loss.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

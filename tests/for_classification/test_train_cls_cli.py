@@ -1,0 +1,46 @@
+"""tools/train_cls.py end to end on a sliver of digits: teacher, students, table, plot."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "tools" / "train_cls.py"), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def test_demo_trains_teacher_and_students_and_prints_the_table(tmp_path):
+    out = run("--demo", "--epochs", "1", "--train-limit", "128", "--student",
+              "mobilenet_v1_0.25", "--modes", "none,hybrid,fixed", "--fixed-alpha", "0.5",
+              "--work-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "teacher resnet18: test accuracy" in out.stdout
+    table = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in table[1:]] == ["none", "hybrid", "fixed0.5"]
+    assert (tmp_path / "alpha_and_path_losses.png").stat().st_size > 0
+    assert (tmp_path / "student_hybrid.csv").read_text().splitlines()[0].count("hkt_alpha") == 1
+    # a second run refuses to overwrite unless asked (the demo itself always overwrites)
+    again = run("--train-teacher", "--epochs", "1", "--train-limit", "64", "--work-dir",
+                str(tmp_path))
+    assert again.returncode != 0 and "overwrite" in again.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--modes", "hybrid"], "--teacher-checkpoint"),
+    (["--modes", "hybird"], "hybird"),
+])
+def test_cli_rejects_bad_arguments(args, message):
+    out = run(*args)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
+    out = run("--modes", "hybrid", "--teacher-checkpoint", str(tmp_path / "nope.pth"),
+              "--epochs", "1", "--train-limit", "64", "--work-dir", str(tmp_path))
+    assert out.returncode != 0 and "nope.pth" in out.stderr

@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Classification with hybrid forward: the paper's model-gap setting (Table 1, Fig. 5-6, 9).
+
+Examples:
+  # the built-in demo on scikit-learn's digits: teacher, then students without/with teacher
+  python tools/train_cls.py --demo
+  # train a teacher, then compare modes (ImageFolder data: <root>/train/<class>/*.jpg, val/)
+  python tools/train_cls.py --train-teacher --teacher resnet50 --data-root /data/imagenet
+  python tools/train_cls.py --student mobilenet_v1 --teacher resnet50 \
+      --teacher-checkpoint work_dirs/cls/teacher_resnet50.pth --modes none,kd,at,hybrid
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
+
+from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig  # noqa: E402
+from hybridkt_ext.for_classification.data import load_datasets  # noqa: E402
+from hybridkt_ext.for_classification.experiment import (  # noqa: E402
+    exported_student_accuracy, train_student, train_teacher)
+from hybridkt_ext.plotting import plot_alpha_and_path_losses  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--demo", action="store_true",
+                   help="digits: train the teacher, then students in --modes; print the table")
+    p.add_argument("--train-teacher", action="store_true", help="train the teacher only")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="ImageFolder root with train/ and val/ (default: built-in digits)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input size (default: 32 for digits, 224 for ImageFolder)")
+    p.add_argument("--student", default="mobilenet_v1_0.5", choices=ARCHITECTURES)
+    p.add_argument("--teacher", default="resnet18", choices=ARCHITECTURES)
+    p.add_argument("--teacher-checkpoint", type=Path, default=None,
+                   help="teacher weights (default with --demo: the teacher it trains)")
+    p.add_argument("--teacher-prefix", default="", help="key prefix of the teacher's weights")
+    p.add_argument("--modes", default="none,hybrid",
+                   help=f"comma-separated student modes from {MODES}")
+    p.add_argument("--fixed-alpha", type=float, nargs="+", default=[1.0],
+                   help="alpha values for mode 'fixed' (one run each: the Fig. 9 sweep)")
+    p.add_argument("--switch-points", type=int, nargs="+", default=None,
+                   help="stage indices before which hybrid paths switch (default: all)")
+    p.add_argument("--epochs", type=int, default=None, help="default: 12 teacher, 12 student")
+    p.add_argument("--teacher-epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="digits: keep only this many training images (low-data setting)")
+    p.add_argument("--work-dir", type=Path, default=Path("work_dirs/cls"))
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = p.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.modes if m not in MODES]
+    if unknown:
+        p.error(f"--modes has {unknown}; choose from {MODES}")
+    if not (args.demo or args.train_teacher) and args.teacher_checkpoint is None \
+            and any(m != "none" for m in args.modes):
+        p.error("modes other than 'none' need --teacher-checkpoint (or use --demo)")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    train_set, test_set, num_classes = load_datasets(args.data_root, args.image_size,
+                                                     args.seed, args.train_limit)
+    epochs = args.epochs or 12
+    student_cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed)
+    teacher_cfg = TrainConfig(epochs=args.teacher_epochs or epochs, batch_size=args.batch_size,
+                              lr=args.lr, seed=args.seed + 1000)
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    if args.demo or args.train_teacher:
+        ckpt = work / f"teacher_{args.teacher}.pth"
+        acc = train_teacher(args.teacher, num_classes, train_set, test_set, teacher_cfg, ckpt,
+                            overwrite=args.overwrite or args.demo)
+        print(f"teacher {args.teacher}: test accuracy {acc:.4f} -> {ckpt}")
+        args.teacher_checkpoint = ckpt
+        if args.train_teacher:
+            return 0
+    results = []
+    for mode in args.modes:
+        for alpha in (args.fixed_alpha if mode == "fixed" else [1.0]):
+            r = train_student(mode, args.student, num_classes, train_set, test_set, student_cfg,
+                              work, args.teacher, args.teacher_checkpoint, args.teacher_prefix,
+                              fixed_alpha=alpha, switch_points=args.switch_points,
+                              overwrite=args.overwrite or args.demo)
+            plain = exported_student_accuracy(args.student, num_classes,
+                                              work / f"student_{r.mode}.pth", test_set)
+            results.append((r, plain))
+            print(f"student {args.student} [{r.mode}]: test accuracy {r.accuracy:.4f} "
+                  f"({r.seconds:.0f} s)", flush=True)
+    print(f"\n| student ({args.student}) | teacher | test acc. | exported plain model | "
+          "final alpha | train s |")
+    print("|---|---|---|---|---|---|")
+    for r, plain in results:
+        alpha = next((row["hkt_alpha"] for row in reversed(r.rows) if "hkt_alpha" in row), None)
+        print(f"| {r.mode} | {'-' if r.mode == 'none' else args.teacher} | {r.accuracy:.4f} | "
+              f"{plain:.4f} | {'-' if alpha is None else f'{alpha:.3f}'} | {r.seconds:.0f} |")
+    hybrid_runs = {r.mode: r.rows for r, _ in results if any("hkt_alpha" in x for x in r.rows)}
+    if hybrid_runs:
+        png = plot_alpha_and_path_losses(hybrid_runs, work / "alpha_and_path_losses.png",
+                                         f"{args.teacher} -> {args.student}")
+        print(f"\nplot of alpha and the path losses: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
