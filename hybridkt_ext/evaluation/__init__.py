@@ -1,0 +1,21 @@
+"""Framework-neutral evaluation metrics (no detectron2/mmseg imports)."""
+
+from .miss_rate import (
+    DEFAULT_SETUPS,
+    FPPI_REFERENCE_POINTS,
+    EvalSetup,
+    evaluate_miss_rate,
+    log_average_miss_rate,
+    miss_rate_curve,
+    pairwise_overlaps,
+)
+
+__all__ = [
+    "DEFAULT_SETUPS",
+    "EvalSetup",
+    "FPPI_REFERENCE_POINTS",
+    "evaluate_miss_rate",
+    "log_average_miss_rate",
+    "miss_rate_curve",
+    "pairwise_overlaps",
+]

@@ -1,0 +1,325 @@
+"""Log-average miss rate: hand-computed cases, then the real CityPersons validation ground truth.
+
+Reading aid for the hand cases: the curve has one point per non-ignored detection in score
+order, (FPPI = FP so far / #images, recall = TP so far / #non-ignored gt); each of the nine
+reference points r in {0.01, 0.0178, ..., 0.5623, 1} takes the miss rate of the last point with
+FPPI <= r (1 if none), and MR^-2 = exp(mean(log(max(1e-10, mr)))).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridkt_ext.datasets import load_citypersons_json
+from hybridkt_ext.evaluation import (
+    DEFAULT_SETUPS,
+    EvalSetup,
+    evaluate_miss_rate,
+    miss_rate_curve,
+)
+
+REASONABLE, SMALL, HEAVY, ALL = DEFAULT_SETUPS
+# Nine miss rates of 0 are floored at 1e-10 each: the log-average is 1e-10 itself. (The official
+# Python script takes log(0) instead and reports exactly 0, "0.00%".)
+PERFECT = 1e-10
+
+
+def _ann(x: float, y: float, w: float, h: float, vis: float = 1.0, ignore: int = 0) -> dict:
+    return {"bbox": [x, y, w, h], "height": h, "vis_ratio": vis, "ignore": ignore}
+
+
+def _images(*annotation_lists: list[dict]) -> list[dict]:
+    return [{"image_id": i + 1, "annotations": anns} for i, anns in enumerate(annotation_lists)]
+
+
+def _mr(records: list[dict], detections, setup: EvalSetup = REASONABLE) -> float:
+    return evaluate_miss_rate(records, detections, [setup])[setup.name]
+
+
+PERSON_A = _ann(100, 100, 40, 100)
+PERSON_B = _ann(500, 100, 40, 100)
+ELSEWHERE = [1500, 100, 40, 100]
+
+
+def test_perfect_detections_score_the_floor() -> None:
+    # A 60 px person for Reasonable_small, an occluded one for Reasonable_occ=heavy.
+    records = _images([PERSON_A, _ann(700, 100, 24, 60)], [_ann(300, 300, 60, 150, vis=0.4)])
+    dets = {r["image_id"]: [a["bbox"] + [1.0] for a in r["annotations"]] for r in records}
+    for value in evaluate_miss_rate(records, dets).values():
+        assert value == pytest.approx(PERFECT)
+
+
+def test_no_detections_miss_everything() -> None:
+    # Recall 0 at every reference point: exp(mean(log 1)) = 1.
+    records = _images([PERSON_A, PERSON_B])
+    assert _mr(records, {}) == 1.0
+    assert _mr(records, []) == 1.0
+    assert _mr(records, {1: np.zeros((0, 5))}) == 1.0
+
+
+def test_one_hit_then_one_false_positive() -> None:
+    # Curve: TP (FPPI 0, recall 1/2), then FP (FPPI 1/1, recall 1/2). Points r < 1 take the first
+    # point, r = 1 the second; all nine miss rates are 0.5, so MR = 0.5.
+    records = _images([PERSON_A, PERSON_B])
+    dets = {1: [PERSON_A["bbox"] + [0.9], ELSEWHERE + [0.5]]}
+    fppi, miss = miss_rate_curve(records, dets, REASONABLE)
+    np.testing.assert_allclose(fppi, [0.0, 1.0])
+    np.testing.assert_allclose(miss, [0.5, 0.5])
+    assert _mr(records, dets) == pytest.approx(0.5)
+
+
+def test_false_positive_ranked_first() -> None:
+    # Curve: FP (FPPI 1, recall 0), then TP (FPPI 1, recall 1/2). No point has FPPI <= r for the
+    # eight points r < 1 (miss rate 1); r = 1 takes the second point (0.5). MR = 0.5 ** (1/9).
+    # The official Python script reads recall[-1] for the eight points instead (MR 0.5); it never
+    # does so with 100 or more images, where one FP is at most 0.01 FPPI.
+    records = _images([PERSON_A, PERSON_B])
+    dets = {1: [PERSON_A["bbox"] + [0.5], ELSEWHERE + [0.9]]}
+    assert _mr(records, dets) == pytest.approx(0.5 ** (1 / 9))
+
+
+def test_curve_crossing_reference_points() -> None:
+    # Ten images with one person each (FPPI steps of 0.1). Score order: TPs on images 1-5, one FP,
+    # TPs on images 6-8, then nine FPs. Recall is 0.5 until FPPI 0.1, where it reaches 0.8:
+    # r in {0.01, 0.0178, 0.0316, 0.0562} -> mr 0.5; r in {0.1, ..., 1} -> mr 0.2.
+    # MR = exp((4 log 0.5 + 5 log 0.2) / 9) = 0.5 ** (4/9) * 0.2 ** (5/9) ~= 0.30053.
+    records = _images(*[[PERSON_A] for _ in range(10)])
+    dets: dict[int, list[list[float]]] = {i: [] for i in range(1, 11)}
+    for rank, image in enumerate([1, 2, 3, 4, 5]):
+        dets[image].append(PERSON_A["bbox"] + [0.99 - 0.01 * rank])
+    dets[10].append(ELSEWHERE + [0.90])
+    for rank, image in enumerate([6, 7, 8]):
+        dets[image].append(PERSON_A["bbox"] + [0.80 - 0.01 * rank])
+    for image in range(1, 10):
+        dets[image].append(ELSEWHERE + [0.10])
+    expected = 0.5 ** (4 / 9) * 0.2 ** (5 / 9)
+    assert _mr(records, dets) == pytest.approx(expected)
+    assert expected == pytest.approx(0.30053, abs=1e-5)
+
+
+def test_detection_on_ignore_region_is_not_a_false_positive() -> None:
+    # A 40x100 detection inside a 400x200 ignore region: IoU 0.05, but intersection over the
+    # detection's area is 1, so the region absorbs it. Only the TP on A remains: mr 0.5 at every
+    # point, MR 0.5. Without the region the same detection is an FP ranked first:
+    # MR = 0.5 ** (1/9) as in test_false_positive_ranked_first.
+    region = _ann(1000, 50, 400, 200, ignore=1)
+    inside = [1100, 80, 40, 100]
+    dets = {1: [inside + [0.95], PERSON_A["bbox"] + [0.9]]}
+    with_region = _images([PERSON_A, PERSON_B, region])
+    assert _mr(with_region, dets) == pytest.approx(0.5)
+    assert len(miss_rate_curve(with_region, dets, REASONABLE)[0]) == 1
+    assert _mr(_images([PERSON_A, PERSON_B]), dets) == pytest.approx(0.5 ** (1 / 9))
+
+
+def test_regular_ground_truth_is_preferred_to_an_ignore_region() -> None:
+    # The detection is A's box (IoU 1) and lies inside the ignore region listed before A (overlap
+    # 1 there too): regular boxes are tried first, so it is a TP and the MR is the floor.
+    region = _ann(50, 50, 200, 200, ignore=1)
+    records = _images([region, PERSON_A])
+    assert _mr(records, {1: [PERSON_A["bbox"] + [0.9]]}) == pytest.approx(PERFECT)
+
+
+def test_detection_on_too_small_person_is_ignored() -> None:
+    # A 45 px person is outside Reasonable's [50, inf) and becomes an ignored box; a detection on
+    # it (45 px >= 50 / 1.25 = 40, so kept) matches it and is ignored, not an FP: the TP on A alone
+    # gives the floor. In "All" ([20, inf)) the small person counts and the detection is a TP.
+    small = _ann(800, 100, 18, 45)
+    records = _images([PERSON_A, small])
+    dets = {1: [small["bbox"] + [0.95], PERSON_A["bbox"] + [0.9]]}
+    assert _mr(records, dets, REASONABLE) == pytest.approx(PERFECT)
+    assert _mr(records, dets, ALL) == pytest.approx(PERFECT)
+    # Missing the small person costs nothing in Reasonable, half the recall in All.
+    assert _mr(records, {1: [PERSON_A["bbox"] + [0.9]]}, REASONABLE) == pytest.approx(PERFECT)
+    assert _mr(records, {1: [PERSON_A["bbox"] + [0.9]]}, ALL) == pytest.approx(0.5)
+
+
+def test_detections_outside_widened_height_range_are_dropped() -> None:
+    # Reasonable keeps detections of height >= 50 / 1.25 = 40 px. An unmatched 39 px detection
+    # ranked first is dropped (floor); an unmatched 40 px one is an FP ranked first
+    # (MR = (1e-10) ** (1/9): eight points at miss rate 1, r = 1 at miss rate 0).
+    records = _images([PERSON_A])
+    dropped = {1: [[1500, 100, 16, 39, 0.95], PERSON_A["bbox"] + [0.9]]}
+    kept = {1: [[1500, 100, 16, 40, 0.95], PERSON_A["bbox"] + [0.9]]}
+    assert _mr(records, dropped) == pytest.approx(PERFECT)
+    assert _mr(records, kept) == pytest.approx(PERFECT ** (1 / 9))
+    # Reasonable_small keeps heights in [40, 75 * 1.25 = 93.75). On a 24x60 person, a 24x93 box
+    # (IoU 60/93 ~= 0.65) is kept and a TP; a 24x94 box (IoU 60/94 ~= 0.64) is dropped: a miss.
+    small_records = _images([_ann(100, 100, 24, 60)])
+    assert _mr(small_records, {1: [[100, 100, 24, 93, 0.9]]}, SMALL) == pytest.approx(PERFECT)
+    assert _mr(small_records, {1: [[100, 100, 24, 94, 0.9]]}, SMALL) == 1.0
+
+
+def test_visibility_moves_an_occluded_person_between_setups() -> None:
+    # Occluded (vis 0.4) person detected, visible (vis 0.9) person missed. Reasonable
+    # (vis >= 0.65): the occluded one is ignored, its detection too, the visible one is missed ->
+    # MR 1. Heavy occlusion (vis in [0.2, 0.65]): only the occluded one counts and is found ->
+    # floor. All (vis >= 0.2): one of two found, no FP -> 0.5.
+    occluded = _ann(100, 100, 40, 100, vis=0.4)
+    visible = _ann(500, 100, 40, 100, vis=0.9)
+    records = _images([occluded, visible])
+    dets = {1: [occluded["bbox"] + [0.9]]}
+    result = evaluate_miss_rate(records, dets)
+    assert result[REASONABLE.name] == 1.0
+    assert result[HEAVY.name] == pytest.approx(PERFECT)
+    assert result[ALL.name] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("shift", "matched"),
+    [
+        (19.9, True),  # IoU = 40.1 / 79.9 ~= 0.5019
+        (20.0, True),  # IoU = 40 / 80 = 0.5 exactly: the threshold is inclusive
+        (20.1, False),  # IoU = 39.9 / 80.1 ~= 0.4981
+    ],
+)
+def test_iou_threshold(shift: float, matched: bool) -> None:
+    # 60x100 box shifted sideways by s: intersection (60 - s) * 100, union (60 + s) * 100.
+    records = _images([_ann(100, 100, 60, 100)])
+    dets = {1: [[100 + shift, 100, 60, 100, 0.9]]}
+    # Matched: the only detection is a TP (floor). Unmatched: an FP and a miss (MR 1).
+    assert _mr(records, dets) == pytest.approx(PERFECT if matched else 1.0)
+
+
+def test_duplicate_detection_is_a_false_positive() -> None:
+    # Both detections sit on A; the second finds A taken and no other box: FP after the TP.
+    # Curve (0, 1/2), (1, 1/2) -> MR 0.5, as in test_one_hit_then_one_false_positive.
+    records = _images([PERSON_A, PERSON_B])
+    dets = {1: [PERSON_A["bbox"] + [0.9], PERSON_A["bbox"] + [0.8]]}
+    assert _mr(records, dets) == pytest.approx(0.5)
+
+
+def test_only_the_best_1000_detections_per_image_count() -> None:
+    # Behind 1000 higher-scored FPs the hit on A ranks 1001st and is cut: A stays missed. Behind
+    # 999 it is kept and ends the curve at miss rate 0 (too late for any reference point).
+    records = _images([PERSON_A])
+    noise = [ELSEWHERE + [0.9]] * 1000
+    _, miss = miss_rate_curve(records, {1: noise + [PERSON_A["bbox"] + [0.1]]}, REASONABLE)
+    assert len(miss) == 1000 and miss[-1] == 1.0
+    _, miss = miss_rate_curve(records, {1: noise[:999] + [PERSON_A["bbox"] + [0.1]]}, REASONABLE)
+    assert len(miss) == 1000 and miss[-1] == 0.0
+
+
+def test_coco_style_list_equals_arrays() -> None:
+    records = _images([PERSON_A, PERSON_B], [_ann(300, 300, 60, 150)])
+    arrays = {1: [PERSON_A["bbox"] + [0.9], ELSEWHERE + [0.5]], 2: [[300, 310, 60, 150, 0.7]]}
+    coco = [
+        {"image_id": image_id, "bbox": row[:4], "score": row[4], "category_id": 1}
+        for image_id, rows in arrays.items()
+        for row in rows
+    ]
+    # Category 2 results are not scored, as in the official script.
+    coco.append({"image_id": 1, "bbox": ELSEWHERE, "score": 0.99, "category_id": 2})
+    assert evaluate_miss_rate(records, coco) == evaluate_miss_rate(records, arrays)
+
+
+def test_invalid_inputs() -> None:
+    records = _images([PERSON_A])
+    with pytest.raises(ValueError, match="absent from the ground truth"):
+        evaluate_miss_rate(records, {7: [[0, 0, 10, 10, 1.0]]})
+    with pytest.raises(ValueError, match="duplicate"):
+        evaluate_miss_rate(records + records, {})
+    # No countable person in the setup: undefined (the official script prints -100%).
+    assert math.isnan(_mr(_images([_ann(0, 0, 10, 30)]), {}))
+    assert miss_rate_curve(_images([_ann(0, 0, 10, 30)]), {}, REASONABLE) is None
+
+
+# --- the real validation ground truth -------------------------------------------------------
+
+
+def _annotation_dir() -> Path:
+    env = os.environ.get("HYBRIDKT_CITYPERSONS_ANNOTATIONS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "citypersons"
+
+
+@pytest.fixture(scope="module")
+def val_records() -> list[dict]:
+    path = _annotation_dir() / "val_gt.json"
+    if not path.is_file():
+        pytest.skip(
+            f"CityPersons annotations not found at {path} (set HYBRIDKT_CITYPERSONS_ANNOTATIONS)"
+        )
+    return load_citypersons_json(path)
+
+
+def _deterministic_detections(records: list[dict]) -> list[dict]:
+    """Perturbed ground truth plus false positives from index arithmetic, no random generator."""
+    dets, k = [], 0
+    for record in records:
+        i = record["image_id"]
+        for ann in record["annotations"]:
+            k += 1
+            if k % 9 == 0:
+                continue
+            x, y, w, h = ann["bbox"]
+            box = [x + (k % 7 - 3) * 0.06 * w, y, w, h * (1 + (k % 5 - 2) * 0.05)]
+            dets.append({"image_id": i, "bbox": box, "score": (k * 37 % 100) / 100})
+        for j in range(i % 4):
+            h = 30 + (i * 7 + j * 13) % 150
+            box = [(i * 131 + j * 517) % 1900, 350 + j * 97 % 200, 0.41 * h, h]
+            dets.append({"image_id": i, "bbox": box, "score": ((i * 53 + j * 29) % 100) / 100})
+    return dets
+
+
+def test_ground_truth_as_detections_is_perfect(val_records: list[dict]) -> None:
+    # Every box (ignore regions and other classes too) as a score-1 detection; the official
+    # script reports 0.00% on all four setups for this input.
+    dets = {r["image_id"]: [a["bbox"] + [1.0] for a in r["annotations"]] for r in val_records}
+    for name, value in evaluate_miss_rate(val_records, dets).items():
+        assert value == pytest.approx(PERFECT), name
+
+
+def test_matches_official_script(val_records: list[dict]) -> None:
+    # Reference values: the official eval_MR_multisetup.py + coco.py of the CityPersons repository
+    # (cvgroup-njust/CityPersons, evaluation/eval_script), run on val_gt.json and these 5902
+    # detections (category 1), the ground truth reloaded per setup as its eval_demo.py does.
+    # Ours agreed bit for bit.
+    expected = {
+        "Reasonable": 0.8003658162090243,
+        "Reasonable_small": 0.518712556216135,
+        "Reasonable_occ=heavy": 0.7591497993925788,
+        "All": 0.816946814366753,
+    }
+    result = evaluate_miss_rate(val_records, _deterministic_detections(val_records))
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, rel=1e-12), name
+
+
+def _perturbed_detections(
+    records: list[dict], rng: np.random.Generator, jitter: float, drop: float, fp_per_image: float
+) -> dict[int, np.ndarray]:
+    dets = {}
+    for record in records:
+        rows = []
+        for ann in record["annotations"]:
+            if ann["ignore"] or rng.random() < drop:
+                continue
+            x, y, w, h = ann["bbox"]
+            noise = rng.normal(0.0, jitter, size=4)
+            box = [x + noise[0] * w, y + noise[1] * h, w * (1 + noise[2]), h * (1 + noise[3])]
+            rows.append(box + [float(rng.uniform(0.3, 1.0))])
+        for _ in range(rng.poisson(fp_per_image)):
+            h = rng.uniform(20, 300)
+            x, y = rng.uniform(0, 2048 - 0.41 * h), rng.uniform(300, 700)
+            rows.append([x, y, 0.41 * h, h, float(rng.uniform(0.0, 1.0))])
+        dets[record["image_id"]] = np.array(rows).reshape(-1, 5)
+    return dets
+
+
+def test_miss_rate_grows_with_perturbation(val_records: list[dict]) -> None:
+    levels = [(0.02, 0.05, 0.2), (0.06, 0.15, 1.0), (0.12, 0.3, 3.0)]  # jitter, drop, FPs/image
+    results = [
+        evaluate_miss_rate(
+            val_records, _perturbed_detections(val_records, np.random.default_rng(0), *lv)
+        )
+        for lv in levels
+    ]
+    for setup in DEFAULT_SETUPS:
+        values = [r[setup.name] for r in results]
+        assert 0.0 < values[0] < values[1] < values[2] < 1.0, (setup.name, values)
