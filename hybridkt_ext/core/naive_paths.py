@@ -1,8 +1,8 @@
 """A reference hybrid forward: three independent forwards, nothing shared.
 
-It is what a straightforward implementation does: every path starts from the image, S1 runs
-twice, T1 runs with autograd. The engine must give the same losses with fewer FLOPs; tests
-and ``tools/benchmark.py`` compare the two. Not for training.
+It is what a straightforward implementation does: every path starts from the image and S1
+runs twice. The engine must give the same losses with fewer FLOPs; tests and
+``tools/benchmark.py`` compare the two. Not for training.
 """
 from __future__ import annotations
 
@@ -11,18 +11,34 @@ import torch
 from .hybrid_forward import HybridFeatures, HybridForward
 from .paths import STUDENT, TEACHER
 
+StageSizes = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 
-def naive_hybrid_forward(engine: HybridForward, x: torch.Tensor) -> HybridFeatures:
-    """Runs each path of ``engine`` from scratch; returns features like ``forward_hybrid``.
 
-    Sizes for the adapters come from a separate native pass of each network, as a naive
-    implementation would have to do. Student stages of the hybrid paths do not update running
-    statistics (same rule as the engine), so both leave identical model state.
+def native_stage_sizes(engine: HybridForward, x: torch.Tensor) -> StageSizes:
+    """Output sizes of every student and teacher stage for inputs shaped like ``x``.
+
+    The naive reference needs them to resize adapter outputs; any implementation can cache
+    them per input shape, so comparisons compute them once, outside what they measure.
     """
     teacher = engine._require_teacher()
-    student_sizes = [tuple(f.shape[-2:]) for f in engine.student(x)]
+    with torch.no_grad():
+        student_sizes = [tuple(f.shape[-2:]) for f in engine.student(x)]
+        teacher_sizes = [tuple(f.shape[-2:]) for f in teacher(engine.teacher_input(x))]
+    return student_sizes, teacher_sizes
+
+
+def naive_hybrid_forward(engine: HybridForward, x: torch.Tensor,
+                         sizes: StageSizes) -> HybridFeatures:
+    """Runs each path of ``engine`` from scratch; returns features like ``forward_hybrid``.
+
+    Student stages of the hybrid paths do not update running statistics (the engine's rule),
+    so both leave identical model state. Whether the teacher's weights get gradients is the
+    caller's choice (``requires_grad``): a naive implementation often leaves them on and only
+    keeps them out of the optimiser.
+    """
+    teacher = engine._require_teacher()
+    student_sizes, teacher_sizes = sizes
     teacher_image = engine.teacher_input(x)
-    teacher_sizes = [tuple(f.shape[-2:]) for f in teacher(teacher_image)]
     per_path = []
     for name, plan in engine.plan.items():
         h = x if plan[0] == STUDENT else teacher_image
