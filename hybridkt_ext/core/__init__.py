@@ -10,14 +10,16 @@ from .input_transform import InputConvention, TeacherInputTransform
 from .mobilenet_v1 import MobileNetV1
 from .paths import PathPlan, make_path_plan
 from .splitters import split_backbone, split_sequential
-from .stage_alignment import StageMismatchError, align_stages, merge_stages
-from .stages import StagedBackbone, StageSpec, check_stage_contract
+from .stage_alignment import (StageMismatchError, align_stages, aligned_stage_groups,
+                              merge_stages)
+from .stages import StagedBackbone, StageSpec, SubmoduleChain, check_stage_contract
 
 __all__ = [
     "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "FeatureAdapter", "FitNetLoss",
     "HybridFeatures", "HybridForward", "InputConvention", "LossBalancer", "MobileNetV1",
-    "NonFiniteLossError", "PathPlan", "StageMismatchError", "StageSpec", "StagedBackbone",
+    "NonFiniteLossError", "PathPlan", "StageMismatchError", "StageSpec", "StagedBackbone", "SubmoduleChain",
     "TeacherCheckpointError", "TeacherInputTransform", "TeacherNotFrozenError", "align_stages",
+    "aligned_stage_groups",
     "assert_teacher_frozen", "check_stage_contract", "export_student_state_dict",
     "freeze_teacher", "kd_loss", "load_teacher_weights", "make_path_plan", "merge_stages",
     "read_checkpoint", "save_atomically", "split_backbone", "split_sequential",

@@ -23,34 +23,47 @@ _TOGGLE_SAFE_FORWARDS = {nn.BatchNorm1d.forward, nn.BatchNorm2d.forward, nn.Batc
 
 
 def _has_running_stats(module: nn.Module) -> bool:
-    return isinstance(getattr(module, "running_mean", None), torch.Tensor)
+    # FrozenBatchNorm2d (torchvision's and detectron2's) never updates its buffers: nothing to
+    # guard, and skipping it spares a buffer copy per stage call.
+    return isinstance(getattr(module, "running_mean", None), torch.Tensor) \
+        and type(module).__name__ != "FrozenBatchNorm2d"
 
 
 class RunningStatsGuard:
     """Freezes the running statistics of every norm layer inside a module, on demand.
 
-    Built once per module (the scan is not on the hot path). Modules whose forward honours
-    ``track_running_stats`` are toggled; any other module with running buffers (e.g. a custom
-    synchronised BN that updates them by hand) has them saved and restored instead.
+    Modules whose forward honours ``track_running_stats`` are toggled; any other module with
+    running buffers (e.g. a custom synchronised BN that updates them by hand) has them saved
+    and restored instead. The scan is redone whenever the module's norm layers were replaced
+    (mmengine reverts SyncBN after building a model, DDP set-ups convert to it), so a guard
+    never protects discarded layers while the live ones absorb hybrid-path statistics.
 
     Args:
-        module: the student backbone (or any part of it).
+        module: the student backbone (or any part of the student, e.g. its heads).
     """
 
     def __init__(self, module: nn.Module) -> None:
+        self._module = module
+        self._ids: tuple[int, ...] = ()
         self._toggle: list[_BatchNorm] = []
         self._restore: list[nn.Module] = []
-        for m in module.modules():
-            if not _has_running_stats(m):
-                continue
-            if isinstance(m, _BatchNorm) and type(m).forward in _TOGGLE_SAFE_FORWARDS:
-                self._toggle.append(m)
-            else:
-                self._restore.append(m)
+        self._scan()
+
+    def _norm_layers(self) -> list[nn.Module]:
+        return [m for m in self._module.modules() if _has_running_stats(m)]
+
+    def _scan(self) -> None:
+        layers = self._norm_layers()
+        self._ids = tuple(id(m) for m in layers)
+        self._toggle = [m for m in layers if isinstance(m, _BatchNorm)
+                        and type(m).forward in _TOGGLE_SAFE_FORWARDS]
+        self._restore = [m for m in layers if not any(m is t for t in self._toggle)]
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """Within the block, training-mode norm layers use batch stats and update nothing."""
+        if tuple(id(m) for m in self._norm_layers()) != self._ids:  # one cheap module walk
+            self._scan()
         toggled = [m for m in self._toggle if m.training and m.track_running_stats]
         saved = [
             (m, {k: b.clone() for k, b in m.named_buffers(recurse=False) if b is not None})

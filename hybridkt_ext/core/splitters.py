@@ -24,7 +24,7 @@ from torch import nn
 from torchvision.models import VGG, MobileNetV2, MobileNetV3, ResNet
 
 from .mobilenet_v1 import MobileNetV1
-from .stages import StagedBackbone, StageSpec
+from .stages import StagedBackbone, StageSpec, SubmoduleChain
 
 _STRIDED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 
@@ -107,8 +107,9 @@ def _split_features(model: nn.Module) -> StagedBackbone:
         for child in children[start:end]:
             reduction *= _stride(child)
         name = f"features[{start}:{end}]"
-        part = _slice(features, start, end)
-        stages.append(StageSpec(name, _out_channels(part, name), reduction, part))
+        names = [f"features.{key}" for key in list(features._modules)[start:end]]
+        stages.append(StageSpec(name, _out_channels(_slice(features, start, end), name),
+                                reduction, SubmoduleChain(model, names)))
     return StagedBackbone(model, stages)
 
 
@@ -134,13 +135,10 @@ def split_resnet(model: ResNet) -> StagedBackbone:
         layer: nn.Sequential = getattr(model, name)
         for block in layer:
             reduction *= _stride(block)
-        if name == "layer1":
-            names = ("conv1", "bn1", "relu", "maxpool", "layer1")
-            module = nn.Sequential(OrderedDict(zip(names, (*stem, layer))))
-            name = "+".join(names)
-        else:
-            module = layer
-        stages.append(StageSpec(name, _out_channels(layer, name), reduction, module))
+        names = ("conv1", "bn1", "relu", "maxpool", name) if name == "layer1" else (name,)
+        stage_name = "+".join(names)
+        stages.append(StageSpec(stage_name, _out_channels(layer, stage_name), reduction,
+                                SubmoduleChain(model, names)))
     return StagedBackbone(model, stages)
 
 
@@ -268,8 +266,9 @@ def split_sequential(
     for start, end in _spans(children, cuts):
         channels, height, _ = shapes[end - 1]
         reduction = round(probe_size / height)
+        names = list(module._modules)[start:end]
         stages.append(
-            StageSpec(f"[{start}:{end}]", channels, reduction, _slice(module, start, end))
+            StageSpec(f"[{start}:{end}]", channels, reduction, SubmoduleChain(module, names))
         )
     return StagedBackbone(module, stages)
 

@@ -65,18 +65,20 @@ def _groups_ending_at(reductions: list[int], ends: list[int]) -> list[list[int]]
     return groups
 
 
-def align_stages(student: StagedBackbone,
-                 teacher: StagedBackbone) -> tuple[StagedBackbone, StagedBackbone]:
-    """Merges stages so both backbones have one stage per shared reduction.
+def aligned_stage_groups(student: StagedBackbone,
+                         teacher: StagedBackbone) -> tuple[list[list[int]], list[list[int]]]:
+    """The stage groups ``align_stages`` merges: one group per shared reduction, per network.
 
-    Backbones with equal stage counts are returned unchanged (paired by index; adapters
-    interpolate if sizes differ, e.g. a dilated student with a non-dilated teacher).
+    Backbones with equal stage counts get one group per stage (paired by index; adapters
+    interpolate if sizes differ, e.g. a dilated student with a non-dilated teacher). Adapters
+    use the groups to map a head's ``out_indices`` onto merged stages.
 
     Raises:
-        StageMismatchError: if the two share no reduction at which to switch.
+        StageMismatchError: if the two share fewer than two reductions at which to switch.
     """
     if student.num_stages == teacher.num_stages:
-        return student, teacher
+        return ([[i] for i in range(student.num_stages)],
+                [[i] for i in range(teacher.num_stages)])
     s_red = [s.reduction for s in student.stage_specs]
     t_red = [s.reduction for s in teacher.stage_specs]
     shared = sorted(set(s_red) & set(t_red))
@@ -87,5 +89,14 @@ def align_stages(student: StagedBackbone,
             f"({shared}), hybrid forward needs at least 2. Declare stages that end at the "
             "same scales (merge_stages) or choose a teacher of similar depth."
         )
-    return (merge_stages(student, _groups_ending_at(s_red, shared)),
-            merge_stages(teacher, _groups_ending_at(t_red, shared)))
+    return _groups_ending_at(s_red, shared), _groups_ending_at(t_red, shared)
+
+
+def align_stages(student: StagedBackbone,
+                 teacher: StagedBackbone) -> tuple[StagedBackbone, StagedBackbone]:
+    """Merges stages so both backbones have one stage per shared reduction.
+
+    See ``aligned_stage_groups`` for the grouping; equal stage counts are returned unchanged.
+    """
+    student_groups, teacher_groups = aligned_stage_groups(student, teacher)
+    return merge_stages(student, student_groups), merge_stages(teacher, teacher_groups)

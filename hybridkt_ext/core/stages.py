@@ -22,15 +22,52 @@ class StageSpec:
         name: human-readable name, e.g. ``"layer2"`` or ``"features.7-13"``.
         channels: channels of the stage's output feature map.
         reduction: total stride of the stage's output relative to the input image.
-        module: the callable that maps the previous stage's output to this stage's output.
-            It holds references to modules owned by the wrapped model; it is not registered as
-            a submodule anywhere, so state dicts keep the plain model's layout.
+        module: the callable that maps the previous stage's output to this stage's output,
+            usually a ``SubmoduleChain`` naming modules owned by the wrapped model. It is not
+            registered as a submodule anywhere, so state dicts keep the plain model's layout.
     """
 
     name: str
     channels: int
     reduction: int
     module: nn.Module
+
+
+class SubmoduleChain(nn.Module):
+    """Runs submodules of a root model, looked up by dotted name at every call.
+
+    A stage must not hold direct references to the model's children: frameworks replace
+    modules after a model is built (mmengine reverts SyncBN on one process,
+    ``convert_sync_batchnorm`` does the opposite for DDP), and a stage would then keep running
+    the discarded module. Looking the names up per call costs a few dict lookups.
+
+    Args:
+        root: the model owning the submodules; kept unregistered (it is registered once, as
+            ``StagedBackbone.model``).
+        names: dotted submodule names in forward order, e.g. ``["conv1", "bn1", "layer1"]``.
+    """
+
+    def __init__(self, root: nn.Module, names: Sequence[str]) -> None:
+        super().__init__()
+        if not names:
+            raise ValueError("a SubmoduleChain needs at least one submodule name")
+        for name in names:
+            root.get_submodule(name)  # fail at build time, not at the first step
+        self._root = (root,)
+        self.names = tuple(names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        root = self._root[0]
+        for name in self.names:
+            x = root.get_submodule(name)(x)
+        return x
+
+    def submodules(self) -> list[nn.Module]:
+        """The current modules behind ``names`` (e.g. to scan them for channels)."""
+        return [self._root[0].get_submodule(n) for n in self.names]
+
+    def extra_repr(self) -> str:
+        return ", ".join(self.names)
 
 
 class StagedBackbone(nn.Module):

@@ -41,3 +41,12 @@ def test_guard_leaves_eval_mode_layers_alone():
     guard = RunningStatsGuard(model)
     with guard.frozen():
         assert model[0].track_running_stats
+
+
+def test_guard_follows_norm_layers_replaced_after_it_was_built():
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+    guard = RunningStatsGuard(model)
+    model[1] = nn.BatchNorm2d(3).train()  # e.g. mmengine's revert_sync_batchnorm
+    with guard.frozen():
+        model(torch.randn(4, 3, 5, 5) + 3)
+    assert torch.equal(model[1].running_mean, torch.zeros(3))

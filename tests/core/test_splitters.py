@@ -212,7 +212,7 @@ def test_stages_reuse_the_models_parameters_and_cover_its_features(case):
     assert all(name.startswith("model") for name, _ in backbone.named_modules() if name)
     stage_params: list[int] = []
     for spec in backbone.stage_specs:
-        stage_params += [id(p) for p in spec.module.parameters()]
+        stage_params += [id(p) for m in spec.module.submodules() for p in m.parameters()]
     assert len(stage_params) == len(set(stage_params)), "a parameter belongs to two stages"
     assert set(stage_params) == feature_params(model)
 
@@ -307,3 +307,20 @@ def test_split_backbone_rejects_an_unknown_type():
 def test_specific_splitters_reject_other_models():
     with pytest.raises(TypeError, match="split_resnet expects .*ResNet, got MobileNetV1"):
         split_resnet(MobileNetV1(width_mult=0.25))
+
+
+def test_stages_follow_modules_replaced_after_splitting():
+    # Frameworks swap norm layers after build (mmengine reverts SyncBN; DDP converts to it):
+    # a stage must run the module the model holds now, not the one it held at split time.
+    model = models.resnet18(weights=None).eval()
+    backbone = split_resnet(model)
+    x = torch.randn(1, 3, 32, 32)
+    before = backbone(x)[0]
+    replacement = nn.BatchNorm2d(64).eval()
+    with torch.no_grad():
+        replacement.weight.fill_(2.0)
+    model.bn1 = replacement
+    after = backbone(x)[0]
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, model.layer1(model.maxpool(model.relu(
+        replacement(model.conv1(x))))))
