@@ -1,0 +1,34 @@
+"""MMSegmentation adapter: importing it registers everything in mmseg's registries.
+
+Registered: ``HybridBackbone`` and ``VGG16`` (MODELS, backbones), ``HybridEncoderDecoder``
+(MODELS, segmentor), ``HybridKTHook`` (HOOKS), ``GTA5Dataset``, ``SyntheticCityscapesDataset``
+and ``SyntheticGTA5Dataset`` (DATASETS). Configs trigger it with
+``custom_imports=dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)``.
+"""
+try:
+    import mmcv  # noqa: F401
+    import mmengine  # noqa: F401
+    import mmseg.models  # noqa: F401  (needs mmcv built with ops)
+except ImportError as _err:  # one clear line instead of a traceback deep inside mmseg
+    raise ImportError(
+        "hybridkt_ext.for_mmseg needs MMSegmentation: pip install 'hybridkt_ext[mmseg]' "
+        "(mmcv==2.1.0 built with ops, mmengine==0.10.7, mmsegmentation==1.2.2; see "
+        f"tools/setup_env.sh). Import failed with: {_err}"
+    ) from None
+
+from .gta5_dataset import GTA5Dataset
+from .hybrid_backbone import TRANSFER_MODES, HybridBackbone
+from .hybrid_encoder_decoder import HybridEncoderDecoder
+from .hybrid_kt_hook import HybridKTHook
+from .mmseg_splitter import AttributeChain, split_mmseg_backbone, split_mmseg_resnet
+from .student_export import export_student_checkpoint, plain_student_config
+from .synthetic_datasets import SyntheticCityscapesDataset, SyntheticGTA5Dataset
+from .teacher_builder import build_teacher
+from .vgg16 import VGG16
+
+__all__ = [
+    "AttributeChain", "GTA5Dataset", "HybridBackbone", "HybridEncoderDecoder", "HybridKTHook",
+    "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES", "VGG16",
+    "build_teacher", "export_student_checkpoint", "plain_student_config",
+    "split_mmseg_backbone", "split_mmseg_resnet",
+]

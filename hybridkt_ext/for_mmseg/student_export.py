@@ -1,0 +1,93 @@
+"""Student-only export: the checkpoint and config of the plain mmseg student, no hybridkt inside.
+
+``export_student_checkpoint`` keeps ``backbone.engine.student.model.*`` as ``backbone.*``,
+keeps the heads (and neck) unchanged and drops the teacher, adapters and FitNet regressors.
+``plain_student_config`` turns the hybrid config into the student's plain mmseg config.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config
+
+from hybridkt_ext.core import export_student_state_dict, save_atomically
+
+HYBRID_STUDENT_PREFIX = "backbone.engine.student.model."
+HYBRID_ONLY_PREFIXES = ("backbone.engine.", "backbone.transfer_loss.")
+_PLAIN_DATASETS = {"SyntheticCityscapesDataset": "CityscapesDataset"}
+_ADAPTER_MODULE = "hybridkt_ext"
+
+
+def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                              overwrite: bool = False) -> Path:
+    """Writes the student-only checkpoint (mmengine format: ``meta`` + ``state_dict``).
+
+    Args:
+        checkpoint: a checkpoint written by the Runner for a HybridEncoderDecoder.
+        out: the file to write (atomically).
+        overwrite: replace ``out`` if it exists.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        KeyError: the checkpoint holds no hybrid student (not a HybridBackbone model).
+    """
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
+    # weights_only=False: mmengine checkpoints carry message-hub objects; only load files
+    # you trust, as with mmengine's own loader.
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
+    if not isinstance(state, dict):
+        raise KeyError(f"{checkpoint} holds no state_dict.")
+    try:
+        plain = export_student_state_dict(state, HYBRID_STUDENT_PREFIX, plain_prefix="backbone.",
+                                          drop_prefixes=HYBRID_ONLY_PREFIXES)
+    except KeyError as err:
+        raise KeyError(f"{checkpoint} is not a HybridBackbone checkpoint: {err}") from None
+    meta = {"exported_from": os.fspath(checkpoint),
+            "iter": (saved.get("meta") or {}).get("iter") if isinstance(saved, dict) else None}
+    return save_atomically({"meta": meta, "state_dict": plain}, out, overwrite=overwrite)
+
+
+def _plain_datasets(node: Any) -> Any:
+    if isinstance(node, dict):
+        node = {k: _plain_datasets(v) for k, v in node.items()}
+        if node.get("type") in _PLAIN_DATASETS:
+            node["type"] = _PLAIN_DATASETS[node["type"]]
+            node.pop("synthetic", None)
+        return node
+    if isinstance(node, (list, tuple)):
+        return type(node)(_plain_datasets(v) for v in node)
+    return node
+
+
+def plain_student_config(cfg: Config) -> Config:
+    """The hybrid config with the student as the backbone and every hybridkt reference removed.
+
+    Synthetic Cityscapes data becomes mmseg's CityscapesDataset over the same folder (it must
+    have been generated already); GTA5 datasets stay (they need this package).
+    """
+    data = copy.deepcopy(cfg.to_dict())
+    model = data["model"]
+    backbone = model["backbone"]
+    if backbone.get("type") != "HybridBackbone":
+        raise ValueError(f"the config's backbone is {backbone.get('type')!r}, not HybridBackbone.")
+    model["backbone"] = backbone["student"]
+    if model.get("type") == "HybridEncoderDecoder":
+        model["type"] = "EncoderDecoder"
+    model.pop("balance", None)
+    imports = data.get("custom_imports")
+    if imports:
+        kept = [m for m in imports.get("imports", []) if not m.startswith(_ADAPTER_MODULE)]
+        if kept:
+            imports["imports"] = kept
+        else:
+            data.pop("custom_imports")
+    hooks = [h for h in data.get("custom_hooks", []) if h.get("type") != "HybridKTHook"]
+    data["custom_hooks"] = hooks
+    data = _plain_datasets(data)
+    return Config(data)

@@ -1,0 +1,141 @@
+"""HybridBackbone / HybridEncoderDecoder: plain-student equivalence, BN stats, bad inputs."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
+
+from hybridkt_ext.core import (  # noqa: E402
+    StageMismatchError, TeacherCheckpointError, check_stage_contract)
+from hybridkt_ext.for_mmseg import HybridBackbone, split_mmseg_backbone  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+
+warnings.filterwarnings("ignore", message="the teacher keeps its random")
+
+
+def resnet(width: int = 8, dilated: bool = True, **kw) -> dict:
+    d = dict(type="ResNetV1c", depth=18, stem_channels=2 * width, base_channels=width,
+             norm_cfg=dict(type="BN"), contract_dilation=True)
+    if dilated:
+        d.update(dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1))
+    d.update(kw)
+    return d
+
+
+def teacher(**kw) -> dict:
+    d = resnet(16)
+    d.update(allow_random_init=True)
+    d.update(kw)
+    return d
+
+
+def build(**kw) -> HybridBackbone:
+    return MODELS.build(dict(type="HybridBackbone", student=resnet(), **kw))
+
+
+X = torch.randn(2, 3, 64, 96)
+
+
+def test_splitters_keep_their_contract():
+    for cfg in (resnet(), resnet(dilated=False), dict(type="ResNet", depth=18, base_channels=8,
+                                                      stem_channels=8),
+                dict(type="VGG16", output_stride=8), dict(type="VGG16", output_stride=32)):
+        staged = split_mmseg_backbone(MODELS.build(cfg))
+        check_stage_contract(staged, (64, 96))
+    reductions = [s.reduction for s in split_mmseg_backbone(MODELS.build(resnet())).stage_specs]
+    assert reductions == [4, 8, 8, 8]
+
+
+def test_forward_is_the_plain_student_and_state_dict_keeps_its_layout():
+    hybrid, plain = build(teacher=teacher()), MODELS.build(resnet())
+    hybrid.eval()
+    plain.eval()  # mmseg's ResNet.train() returns None: no chaining
+    plain.load_state_dict({k[len("engine.student.model."):]: v for k, v in
+                           hybrid.state_dict().items() if k.startswith("engine.student.model.")})
+    with torch.no_grad():
+        for a, b in zip(hybrid(X), plain(X)):
+            assert torch.equal(a, b)
+
+
+def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path(tmp_path):
+    from mmengine.config import Config
+
+    from .conftest import HYBRID_CONFIG
+
+    cfg = Config.fromfile(str(HYBRID_CONFIG))
+    model = MODELS.build(cfg.model).train()
+    reference = copy.deepcopy(model)
+    data = {"inputs": [torch.randint(0, 255, (3, 64, 128), dtype=torch.uint8) for _ in range(2)],
+            "data_samples": None}
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    samples = []
+    for _ in range(2):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, 64, 128)))
+        s.set_metainfo(dict(img_shape=(64, 128), pad_shape=(64, 128), ori_shape=(64, 128)))
+        samples.append(s)
+    data["data_samples"] = samples
+    batch = model.data_preprocessor(data, True)
+    losses = model.loss(**batch)
+    assert [k for k in losses if "loss" in k] == ["loss_hkt"]
+    assert {"hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3", "decode.acc_seg"} <= set(losses)
+    reference._path_losses(reference.backbone(batch["inputs"]), batch["data_samples"])
+    ref_state, state = reference.state_dict(), model.state_dict()
+    stats = [k for k in state if "running_mean" in k and "teacher" not in k]
+    assert any("decode_head" in k for k in stats)
+    for key in stats:
+        assert torch.allclose(state[key], ref_state[key]), key
+
+
+def test_channel_and_stride_mismatches_are_adapted():
+    # teacher twice as wide (1x1 adapters) and not dilated (/32 vs /8: interpolation)
+    hybrid = build(teacher=teacher(dilations=(1, 1, 1, 1), strides=(1, 2, 2, 2)))
+    paths = hybrid.forward_hybrid(X)
+    for feats in (paths.student_first, paths.teacher_first):
+        assert [f.shape for f in feats] == [f.shape for f in paths.student]
+
+
+def test_teacher_with_fewer_stages_fails_clearly_or_pairs_with_stage_groups():
+    few = teacher(num_stages=3, dilations=(1, 1, 2), strides=(1, 2, 1), out_indices=(0, 1, 2))
+    with pytest.raises(StageMismatchError, match="stage_groups"):
+        build(teacher=few)
+    groups = dict(student=[[0], [1], [2, 3]])
+    hybrid = MODELS.build(dict(type="HybridBackbone", student=resnet(out_indices=(0, 1, 3)),
+                               teacher=few, stage_groups=groups))
+    assert len(hybrid.forward_hybrid(X).teacher_first) == 3  # one per student out index
+    with pytest.raises(StageMismatchError, match="inside merged stages"):
+        build(teacher=few, stage_groups=groups)  # out index 2 ends no group
+
+
+def test_bad_teacher_specs_fail_with_clear_messages(tmp_path):
+    with pytest.raises(ValueError, match="teacher.checkpoint is None"):
+        build(teacher=resnet(16))
+    with pytest.raises(TeacherCheckpointError, match="no such file"):
+        build(teacher=teacher(checkpoint=str(tmp_path / "missing.pth")))
+    wrong = MODELS.build(resnet(4))  # narrower than the teacher spec: shape mismatches
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in wrong.state_dict().items()}},
+               tmp_path / "wrong.pth")
+    with pytest.raises(TeacherCheckpointError, match="shape mismatches"):
+        build(teacher=teacher(checkpoint=str(tmp_path / "wrong.pth"), prefix="backbone."))
+    with pytest.raises(TeacherCheckpointError, match="prefix"):
+        build(teacher=teacher(checkpoint=str(tmp_path / "wrong.pth"), prefix="model."))
+    with pytest.raises(ValueError, match="transfer='x'"):
+        build(teacher=teacher(), transfer="x")
+    with pytest.raises(ValueError, match="needs a `teacher`"):
+        build(transfer="hybrid")
+
+
+def test_teacher_loads_from_an_mmseg_checkpoint(tmp_path):
+    source = MODELS.build(resnet(16))
+    torch.save({"meta": {}, "state_dict": {f"backbone.{k}": v for k, v in
+                                           source.state_dict().items()}}, tmp_path / "t.pth")
+    hybrid = build(teacher=teacher(checkpoint=str(tmp_path / "t.pth"), prefix="backbone.",
+                                   allow_random_init=False))
+    loaded = hybrid.teacher.model.state_dict()
+    assert all(torch.equal(v, loaded[k]) for k, v in source.state_dict().items())
+    assert not any(p.requires_grad for p in hybrid.teacher.parameters())

@@ -1,0 +1,47 @@
+"""Two iterations of every synthetic config with the real mmengine Runner (CPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from .conftest import (HYBRID_CONFIG, SYNTHETIC_STUDENT_CONFIGS, read_scalars, run_config,
+                       teacher_options)
+
+
+@pytest.mark.parametrize("config", SYNTHETIC_STUDENT_CONFIGS, ids=lambda p: p.stem.split("_")[2])
+def test_synthetic_config_trains_and_logs(config, tmp_path, data_dirs, teacher_checkpoint):
+    transfer_none = "no-teacher" in config.name
+    extra = {} if transfer_none else teacher_options(teacher_checkpoint)
+    runner = run_config(config, tmp_path, data_dirs["cityscapes"], extra=extra, train=False)
+    teacher = runner.model.backbone.teacher
+    before = None if teacher is None else {k: v.clone() for k, v in teacher.state_dict().items()}
+    runner.train()
+    rows = [r for r in read_scalars(tmp_path) if "loss" in r]
+    assert rows and all("hkt_alpha" in r and "hkt_L3" in r for r in rows)
+    assert "decode.acc_seg" in rows[-1] and "aux.acc_seg" in rows[-1]
+    if "hybrid" in config.name:
+        assert all(k in rows[-1] for k in ("hkt_L1", "hkt_L2"))
+        # only the balanced total is summed into the optimised loss
+        assert rows[-1]["loss"] == pytest.approx(rows[-1]["loss_hkt"])
+        if "alpha0.5" in config.name:
+            assert rows[-1]["hkt_alpha"] == pytest.approx(0.5)
+        else:
+            r = rows[-1]
+            assert r["hkt_alpha"] == pytest.approx(2 * r["hkt_L3"] / (r["hkt_L1"] + r["hkt_L2"]),
+                                                   rel=1e-4)
+    if ("fitnet" in config.name) or ("_at-" in config.name):
+        assert "hkt_transfer" in rows[-1]
+    if before is not None:
+        after = teacher.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before), "teacher weights changed"
+    assert (tmp_path / "iter_2.pth").exists()
+
+
+def test_hook_rejects_unfrozen_teacher(tmp_path, data_dirs, teacher_checkpoint):
+    from hybridkt_ext.core import TeacherNotFrozenError
+
+    runner = run_config(HYBRID_CONFIG, tmp_path, data_dirs["cityscapes"],
+                        extra=teacher_options(teacher_checkpoint), train=False)
+    next(runner.model.backbone.teacher.parameters()).requires_grad_(True)
+    with pytest.raises(TeacherNotFrozenError, match="before training.*trainable"):
+        runner.train()

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Train an mmseg segmentor, hybrid-forward configs included (mmseg's tools/train.py CLI).
+
+Examples:
+  python tools/train_seg.py \
+      configs/mmseg/deeplabv3_r18w8-d8_hybrid-r18w16-d8_1xb4-400_synthetic-cityscapes-64x128.py \
+      --cfg-options train_cfg.max_iters=4
+  bash: python -m torch.distributed.run --nproc_per_node=4 tools/train_seg.py CONFIG \
+      --launcher pytorch
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
+# mmengine 0.10.7 calls torch.load without weights_only, and torch >= 2.6 defaults it to True,
+# which refuses mmengine's own checkpoints (they pickle message-hub objects): --resume and
+# testing would fail. Restore the old default for this process; load only trusted files.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a segmentor (hybrid forward aware)")
+    parser.add_argument("config", help="train config file path")
+    parser.add_argument("--work-dir", help="the dir to save logs and models")
+    parser.add_argument("--resume", action="store_true", default=False,
+                        help="resume from the latest checkpoint in the work_dir automatically")
+    parser.add_argument("--amp", action="store_true", default=False,
+                        help="enable automatic-mixed-precision training")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
+                        help="override config settings, xxx=yyy (as mmseg's tools/train.py)")
+    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
+                        default="none", help="job launcher")
+    # torch.distributed launchers pass --local-rank (>= 2.0) or --local_rank.
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = parser.parse_args(argv)
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The config with CLI overrides applied, exactly as mmseg's train.py does."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:  # CLI > config > config file name
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir", None) is None:
+        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        if cfg.optim_wrapper.type == "AmpOptimWrapper":
+            print_log("AMP training is already enabled in your config.", logger="current",
+                      level=logging.WARNING)
+        else:
+            if cfg.optim_wrapper.type != "OptimWrapper":
+                raise ValueError("--amp needs optim_wrapper.type='OptimWrapper', got "
+                                 f"{cfg.optim_wrapper.type!r}.")
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.loss_scale = "dynamic"
+    cfg.resume = args.resume
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = build_config(parse_args(argv))
+    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == "__main__":
+    main()
