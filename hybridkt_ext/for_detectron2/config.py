@@ -1,0 +1,78 @@
+"""Config keys of the detectron2 adapter: ``MODEL.HYBRIDKT.*`` and ``MODEL.MOBILENET_V1.*``.
+
+Defaults reproduce the paper's pedestrian detection setting (Table 4): a frozen torchvision
+ResNet-50 teacher (the PifPaf pose network's trunk) with RGB/ImageNet input, switches at every
+stage boundary, dynamic balancing alpha = 2*L3/(L1+L2).
+"""
+from __future__ import annotations
+
+from detectron2.config import CfgNode as CN
+
+# Names accepted by MODEL.HYBRIDKT.TRANSFER and MODEL.HYBRIDKT.TEACHER.FRAMEWORK.
+TRANSFER_MODES = ("none", "hybrid", "fitnet", "at")
+TEACHER_FRAMEWORKS = ("torchvision", "detectron2")
+# Balance modes a config may name; "student_only" is implied by TRANSFER "none".
+CONFIG_BALANCE_MODES = ("dynamic", "fixed")
+
+
+def add_hybridkt_config(cfg: CN) -> None:
+    """Adds the hybridkt keys to a detectron2 config (in place), with the paper's defaults."""
+    _C = cfg
+    _C.MODEL.HYBRIDKT = CN()
+    # How the teacher is used: "hybrid" (the paper's three paths), "fitnet" / "at" (feature
+    # mimicking baselines), "none" (student alone; no teacher is built).
+    _C.MODEL.HYBRIDKT.TRANSFER = "hybrid"
+    # Registered BACKBONE_REGISTRY builder of the student's bottom-up network (before FPN):
+    # "build_resnet_backbone" (detectron2's ResNet, MODEL.RESNETS.*) or
+    # "build_mobilenet_v1_backbone" (MODEL.MOBILENET_V1.*, the paper's Table 4 student).
+    _C.MODEL.HYBRIDKT.STUDENT_BOTTOM_UP = "build_resnet_backbone"
+    # Stage indices k (1..num_stages-1) before which the hybrid paths switch network; empty
+    # means every stage boundary (S T S T / T S T S), as in the paper.
+    _C.MODEL.HYBRIDKT.SWITCH_POINTS = []
+    # "dynamic": alpha = 2*L3/(L1+L2) per step (eq. 1); "fixed": alpha = FIXED_ALPHA (Fig. 9).
+    _C.MODEL.HYBRIDKT.BALANCE = "dynamic"
+    # alpha in BALANCE "fixed" mode; total = alpha*(L1+L2) + L3.
+    _C.MODEL.HYBRIDKT.FIXED_ALPHA = 1.0
+    # Weight of the FitNet hint loss (TRANSFER "fitnet"); tune per setting as the paper did.
+    _C.MODEL.HYBRIDKT.FITNET_WEIGHT = 1.0
+    # Student stage indices of the FitNet hint; empty: the middle stage (num_stages // 2).
+    _C.MODEL.HYBRIDKT.FITNET_STAGES = []
+    # beta of attention transfer (TRANSFER "at"); 1000 is the AT paper's value.
+    _C.MODEL.HYBRIDKT.AT_BETA = 1000.0
+    # Student stage indices used by AT; empty: all stages.
+    _C.MODEL.HYBRIDKT.AT_STAGES = []
+
+    _C.MODEL.HYBRIDKT.TEACHER = CN()
+    # Who builds the teacher: "torchvision" (torchvision.models.get_model(ARCH), e.g. the
+    # ResNet-50 trunk of a pose network) or "detectron2" (build_resnet_backbone, depth from ARCH).
+    _C.MODEL.HYBRIDKT.TEACHER.FRAMEWORK = "torchvision"
+    # Architecture name: a torchvision model name ("resnet50", "resnet18", "mobilenet_v2", ...)
+    # or, for detectron2, "resnet<depth>" (18, 34, 50, 101, 152).
+    _C.MODEL.HYBRIDKT.TEACHER.ARCH = "resnet50"
+    # Checkpoint of the well-trained teacher (.pth/.pkl of torchvision, mmseg or detectron2).
+    # Empty: random weights, only useful for tests (a warning is logged).
+    _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS = ""
+    # Prefix of the teacher's keys in the checkpoint, stripped on load ("backbone.bottom_up."
+    # for a detectron2 detector, "backbone." for mmseg, "" for a plain torchvision file).
+    _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_PREFIX = ""
+    # Named key-renaming preset applied after the prefix: "" (none) or
+    # "detectron2_resnet_to_torchvision" (a detectron2 ResNet checkpoint into a torchvision
+    # ResNet teacher).
+    _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_REMAP = ""
+    # Require every teacher key to be in the checkpoint and vice versa. False loads the
+    # matching keys only (e.g. a classification checkpoint whose "fc." head the teacher lacks).
+    _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_STRICT = True
+    # The teacher's own input convention: mean/std in its channel order and pixel scale.
+    # Default: torchvision's ImageNet normalisation of RGB 0-255 images.
+    _C.MODEL.HYBRIDKT.TEACHER.PIXEL_MEAN = [123.675, 116.28, 103.53]
+    _C.MODEL.HYBRIDKT.TEACHER.PIXEL_STD = [58.395, 57.12, 57.375]
+    # Channel order the teacher was trained with: "RGB" or "BGR" (detectron2 models).
+    _C.MODEL.HYBRIDKT.TEACHER.INPUT_FORMAT = "RGB"
+
+    _C.MODEL.MOBILENET_V1 = CN()
+    # Width multiplier of every layer (1.0 is the paper's MobileNet-v1).
+    _C.MODEL.MOBILENET_V1.WIDTH_MULT = 1.0
+    # Norm layers: "BN" (batch statistics, trainable) or "FrozenBN" (fixed affine).
+    _C.MODEL.MOBILENET_V1.NORM = "BN"
+    # Output features, named by stride 2**k: "stage2" (/4) ... "stage5" (/32).
+    _C.MODEL.MOBILENET_V1.OUT_FEATURES = ["stage2", "stage3", "stage4", "stage5"]

@@ -1,0 +1,90 @@
+"""``HybridKTHook``: guards the frozen teacher and records alpha and the path losses."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+from torch import nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from ..core import TeacherNotFrozenError, assert_teacher_frozen
+from ..plotting import plot_alpha_and_path_losses
+from .hybrid_backbone import HybridFPN
+
+logger = logging.getLogger(__name__)
+
+# Storage keys the model writes each step (see HybridRCNN._log).
+RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside (Distributed)DataParallel, or the model itself."""
+    while isinstance(model, (DistributedDataParallel, DataParallel)):
+        model = model.module
+    return model
+
+
+def find_teacher(model: nn.Module) -> nn.Module | None:
+    """The frozen teacher of a HybridRCNN (None for a plain model or TRANSFER 'none')."""
+    backbone = getattr(unwrap_model(model), "backbone", None)
+    return backbone.engine.teacher if isinstance(backbone, HybridFPN) else None
+
+
+def teacher_fingerprint(teacher: nn.Module) -> str:
+    """A digest of every parameter and buffer, bit for bit."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in teacher.state_dict().items():
+        digest.update(name.encode())
+        flat = tensor.detach().cpu().reshape(-1).contiguous()
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class HybridKTHook(HookBase):
+    """Checks the teacher is frozen before training and unchanged after it; keeps alpha and
+    L1..L3 of every step and plots them at the end.
+
+    Works under AMPTrainer and ``launch`` (the model is unwrapped from DDP; only the main
+    process writes the plot).
+
+    Args:
+        plot_path: PNG to write with ``plot_alpha_and_path_losses`` after training, or None.
+    """
+
+    def __init__(self, plot_path: str | Path | None = None) -> None:
+        self.plot_path = plot_path
+        self.rows: list[dict[str, float]] = []
+        self._fingerprint: str | None = None
+
+    def before_train(self) -> None:
+        teacher = find_teacher(self.trainer.model)
+        if teacher is None:
+            return
+        # The teacher's weights are the knowledge being transferred: training must not move them.
+        assert_teacher_frozen(teacher)
+        self._fingerprint = teacher_fingerprint(teacher)
+
+    def after_step(self) -> None:
+        storage = self.trainer.storage
+        row = {k: v for k, (v, it) in storage.latest().items()
+               if k in RECORDED_KEYS and it == storage.iter}
+        if row:
+            self.rows.append({"step": storage.iter, **row})
+
+    def after_train(self) -> None:
+        teacher = find_teacher(self.trainer.model)
+        if teacher is not None and self._fingerprint is not None:
+            assert_teacher_frozen(teacher)
+            if teacher_fingerprint(teacher) != self._fingerprint:
+                raise TeacherNotFrozenError(
+                    "the teacher's weights or running statistics changed during training; "
+                    "something updated it outside the hybrid engine (an optimizer given all "
+                    "parameters of a custom module, or a norm layer put back in train mode)"
+                )
+        if self.plot_path and self.rows and comm.is_main_process():
+            plot_alpha_and_path_losses({"hybridkt": self.rows}, self.plot_path)
+            logger.info("alpha and path losses plotted to %s", self.plot_path)

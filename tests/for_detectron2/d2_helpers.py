@@ -1,0 +1,35 @@
+"""Shared helpers of the detectron2 tests (skips the module when detectron2 is absent)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("detectron2", reason="detectron2 is not installed (source-only; see README)")
+
+from detectron2.config import get_cfg  # noqa: E402
+
+from hybridkt_ext.for_detectron2 import add_hybridkt_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs" / "detectron2"
+HYBRID_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("Base-"))
+SYNTHETIC_CONFIGS = [p for p in HYBRID_CONFIGS if "synthetic" in p.name]
+# Smaller than the synthetic configs already are: the tests only need the machinery to run.
+TINY = ["INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
+        "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256", "MODEL.DEVICE", "cpu"]
+
+
+def load_cfg(path: Path, opts: list[str] = ()):
+    cfg = get_cfg()
+    add_hybridkt_config(cfg)
+    cfg.merge_from_file(str(path))
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+def train_net_module():
+    """tools/train_net.py imported as a module (its Trainer is what users run)."""
+    spec = importlib.util.spec_from_file_location("hkt_train_net", REPO / "tools" / "train_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,119 @@
+"""Every config builds; two real-trainer iterations per synthetic config; bad inputs."""
+import json
+
+import pytest
+import torch
+
+from tests.for_detectron2.d2_helpers import (
+    HYBRID_CONFIGS, SYNTHETIC_CONFIGS, TINY, load_cfg, train_net_module,
+)
+from detectron2.modeling import build_model  # noqa: E402
+
+from hybridkt_ext.core import StageMismatchError, TeacherCheckpointError  # noqa: E402
+from hybridkt_ext.for_detectron2 import HybridFPN, HybridRCNN  # noqa: E402
+from hybridkt_ext.for_detectron2.hooks import find_teacher  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def synthetic_data(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("HYBRIDKT_DATA", str(tmp_path_factory.getbasetemp() / "hkt_data"))
+
+
+@pytest.mark.parametrize("path", HYBRID_CONFIGS, ids=lambda p: p.name)
+def test_every_config_builds(path):
+    cfg = load_cfg(path, ["MODEL.DEVICE", "cpu"])
+    model = build_model(cfg)
+    assert isinstance(model, HybridRCNN)
+    assert isinstance(model.backbone, HybridFPN)
+    assert model.backbone.size_divisibility == 32
+    assert set(model.backbone.output_shape()) == {"p2", "p3", "p4", "p5", "p6"}
+    has_teacher = cfg.MODEL.HYBRIDKT.TRANSFER != "none"
+    assert (find_teacher(model) is not None) == has_teacher
+
+
+@pytest.mark.parametrize("path", SYNTHETIC_CONFIGS, ids=lambda p: p.name)
+def test_two_iterations_with_the_real_trainer(path, tmp_path):
+    train_net = train_net_module()
+    cfg = load_cfg(path, TINY + ["SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(tmp_path)])
+    trainer = train_net.Trainer(cfg)
+    teacher = find_teacher(trainer.model)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()} if teacher else {}
+    trainer.train()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.json").read_text().splitlines()]
+    evaluated = [r for r in rows if "citypersons/MR2_Reasonable" in r]  # the final evaluation
+    assert evaluated and {"citypersons/MR2_All", "citypersons/MR2_Reasonable_small",
+                          "citypersons/MR2_Reasonable_occ=heavy"} <= set(evaluated[-1])
+    rows = [r for r in rows if "total_loss" in r]
+    assert rows and all("hkt_L3" in r for r in rows)
+    hybrid = cfg.MODEL.HYBRIDKT.TRANSFER == "hybrid"
+    assert all(("hkt_alpha" in r) == hybrid for r in rows)
+    if hybrid:
+        row = rows[-1]
+        expected = {"dynamic": 2 * row["hkt_L3"] / (row["hkt_L1"] + row["hkt_L2"]),
+                    "fixed": cfg.MODEL.HYBRIDKT.FIXED_ALPHA}[cfg.MODEL.HYBRIDKT.BALANCE]
+        assert row["hkt_alpha"] == pytest.approx(expected, rel=1e-4)
+        assert (tmp_path / "hkt_alpha_losses.png").exists()
+    for key, value in (teacher.state_dict().items() if teacher else ()):
+        assert torch.equal(value, before[key]), key
+
+
+def _synthetic(name):
+    return next(p for p in SYNTHETIC_CONFIGS if p.name == name)
+
+
+def test_teacher_weights_with_missing_and_unexpected_keys(tmp_path):
+    import torchvision
+
+    state = torchvision.models.resnet18().state_dict()
+    state.pop("layer4.1.conv2.weight")
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "teacher.pth"
+    torch.save(state, path)
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"),
+                   ["MODEL.HYBRIDKT.TEACHER.WEIGHTS", str(path)])
+    with pytest.raises(TeacherCheckpointError) as err:
+        build_model(cfg)
+    message = str(err.value)
+    assert "layer4.1.conv2.weight" in message and "extra.weight" in message and "prefix" in message
+    cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS_STRICT = False  # loads what matches
+    model = build_model(cfg)
+    loaded = find_teacher(model).model.state_dict()["layer1.0.conv1.weight"]
+    assert torch.equal(loaded, state["layer1.0.conv1.weight"])
+
+
+def test_teacher_whose_stages_cannot_be_matched():
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"),
+                   ["MODEL.HYBRIDKT.TEACHER.ARCH", "vgg11"])
+    with pytest.raises(StageMismatchError, match="reduction 16"):
+        build_model(cfg)
+
+
+def test_bad_config_values_name_the_field():
+    cfg = load_cfg(_synthetic("hybridkt-r18-fpn-synthetic.yaml"),
+                   ["MODEL.HYBRIDKT.TRANSFER", "distill"])
+    with pytest.raises(ValueError, match="MODEL.HYBRIDKT.TRANSFER"):
+        build_model(cfg)
+    cfg = load_cfg(_synthetic("hybridkt-r18-fpn-synthetic.yaml"),
+                   ["MODEL.HYBRIDKT.TEACHER.ARCH", "no_such_net"])
+    with pytest.raises(ValueError, match="MODEL.HYBRIDKT.TEACHER.ARCH"):
+        build_model(cfg)
+
+
+def test_image_smaller_than_the_total_stride_works():
+    from detectron2.structures import Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"))
+    model = build_model(cfg)
+    image = torch.randint(0, 255, (3, 20, 12), dtype=torch.float32)  # < 32 on both sides
+    gt = Instances((20, 12), gt_boxes=Boxes(torch.tensor([[1.0, 2.0, 8.0, 18.0]])),
+                   gt_classes=torch.tensor([0]))
+    with EventStorage(0):  # two images: BatchNorm needs more than one value per channel at 1x1
+        losses = model([{"image": image, "instances": gt}] * 2)
+    assert set(losses) == {"loss_hybrid_balanced"}
+    assert torch.isfinite(losses["loss_hybrid_balanced"])
+    losses["loss_hybrid_balanced"].backward()
+    model.eval()
+    with torch.no_grad():
+        out = model([{"image": image, "height": 20, "width": 12}])
+    assert out[0]["instances"].image_size == (20, 12)
