@@ -12,7 +12,6 @@ from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
 from hybridkt_ext.for_detectron2 import CityPersonsEvaluator, export_student_checkpoint  # noqa
-from hybridkt_ext.for_detectron2.citypersons import register_citypersons  # noqa: E402
 
 PLAIN = """
 import sys, torch

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 
 from .conftest import HYBRID_CONFIG, REPO, data_options, run_config, teacher_options
