@@ -2,16 +2,23 @@
 """Training-cost benchmark of the hybrid step against student-only, naive hybrid, FitNet, AT.
 
 All modes of a setting run in the same process on the same batch, alternating step by step
-after warm-up; the table shows medians. Needs only torch + torchvision (the segmentation
-setting uses torchvision's DeepLabV3 head as a stand-in for mmseg's).
+after warm-up; the table shows medians. Needs only torch + torchvision: torchvision's
+DeepLabV3 head stands in for mmseg's decode head, and torchvision's Faster R-CNN FPN, RPN and
+ROI heads for detectron2's.
 
   python tools/benchmark.py --small                      # CPU, small sizes, a few minutes
   python tools/benchmark.py --device cuda --amp bf16 --channels-last --json perf.json
 
-Columns: median step time (forward, backward, optimiser step), ratio to student-only, FLOPs
-per step (torch.utils.flop_counter), efficiency = achieved FLOP/s relative to student-only (1.0:
-the mode runs its arithmetic exactly as fast as plain training), peak memory (CUDA peak
-allocated; on CPU the peak RSS of a forked process that runs only that mode).
+Modes: student (student path only), hybrid (the engine), hybrid+ckpt (the engine with
+``checkpoint_teacher=True``), naive (three independent forwards, teacher weights left
+trainable), fitnet, at. Columns: median step time (forward, backward, optimiser step), ratio
+to student-only, FLOPs per step (torch.utils.flop_counter), efficiency = achieved FLOP/s
+relative to student-only (1.0: the mode runs its arithmetic exactly as fast as plain
+training), MiB saved for backward (counted exactly, see core.activation_memory), peak memory
+(CUDA peak allocated; on CPU the peak RSS of a spawned process that runs only that mode,
+about 0.7 GiB of it the imported libraries).
+Below each table: the hybrid losses against the naive ones on the same weights, and for
+classification the student path in eval mode against the plain model loaded from the export.
 """
 from __future__ import annotations
 
@@ -23,32 +30,37 @@ import resource
 import statistics
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridForward,  # noqa: E402
-                               LossBalancer, align_stages, split_backbone)
+                               LossBalancer, align_stages, export_student_state_dict,
+                               split_backbone)
+from hybridkt_ext.core.activation_memory import SavedActivationMeter  # noqa: E402
 from hybridkt_ext.core.naive_paths import naive_hybrid_forward, native_stage_sizes  # noqa: E402
 from hybridkt_ext.for_classification.models import build_classifier, classifier_head  # noqa
 
-MODES = ("student", "hybrid", "naive", "fitnet", "at")
+MODES = ("student", "hybrid", "hybrid+ckpt", "naive", "fitnet", "at")
+HYBRID_MODES = ("hybrid", "hybrid+ckpt", "naive")  # the three-path modes, losses L1 L2 L3
 
 
 @dataclass
 class Setting:
-    """One model pair and input size."""
+    """One model pair, task and input size (``small_*`` for --small)."""
 
     name: str
     teacher: str
     student: str
-    task: str          # "cls" or "seg"
+    task: str          # "cls", "seg" or "det"
     batch: int
     size: tuple[int, int]
     small_batch: int
@@ -60,50 +72,139 @@ SETTINGS = {
                             4, (64, 64)),
     "cls_r50_r50": Setting("cls_r50_r50", "resnet50", "resnet50", "cls", 32, (224, 224),
                            4, (64, 64)),
+    # Batch 2 at least: the ASPP pooling branch's BatchNorm sees one value per image.
     "seg_r101_r18": Setting("seg_r101_r18", "resnet101", "resnet18", "seg", 2, (512, 1024),
-                            1, (64, 128)),
+                            2, (64, 128)),
+    # CityPersons scale; a pedestrian detector's usual batch of 2 images per GPU.
+    "det_r50_mbv1": Setting("det_r50_mbv1", "resnet50", "mobilenet_v1", "det", 2, (1024, 2048),
+                            1, (128, 256)),
 }
 
 
-def build_pair(s: Setting, num_classes: int):
-    """Student/teacher stages and a loss function of the student's last feature."""
-    if s.task == "cls":
-        student_model = build_classifier(s.student, num_classes)
-        teacher_model = build_classifier(s.teacher, num_classes)
-        head = classifier_head(student_model)
-        return split_backbone(student_model), split_backbone(teacher_model), head, None
+class DetectionHeads(nn.Module):
+    """FPN neck, RPN and ROI heads of torchvision's Faster R-CNN on the student's features.
+
+    The neck belongs to the student and runs on every path, as in the detectron2 adapter.
+    ``small`` samples fewer proposals and ROIs so that a CPU step stays short; the layers
+    (and so the FLOPs per ROI) are torchvision's defaults either way.
+    """
+
+    def __init__(self, in_channels: list[int], small: bool) -> None:
+        super().__init__()
+        from torchvision.models.detection import FasterRCNN
+        from torchvision.ops import FeaturePyramidNetwork
+        from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+        neck = FeaturePyramidNetwork(in_channels, 256, extra_blocks=LastLevelMaxPool())
+        neck.out_channels = 256  # what FasterRCNN reads from its "backbone"
+        sampling = dict(rpn_post_nms_top_n_train=300, box_batch_size_per_image=64) if small \
+            else {}
+        detector = FasterRCNN(neck, num_classes=2, **sampling)  # background, person
+        self.neck, self.rpn, self.roi_heads = detector.backbone, detector.rpn, detector.roi_heads
+
+    def forward(self, feats: list[torch.Tensor], images: torch.Tensor,
+                targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """Sum of the RPN and ROI-head losses for stage features (N, C_i, H/4..H/32)."""
+        from torchvision.models.detection.image_list import ImageList
+
+        pyramid = self.neck(OrderedDict((str(i), f) for i, f in enumerate(feats)))
+        image_list = ImageList(images, [tuple(images.shape[-2:])] * images.shape[0])
+        proposals, rpn_losses = self.rpn(image_list, pyramid, targets)
+        _, roi_losses = self.roi_heads(pyramid, proposals, image_list.image_sizes, targets)
+        return sum(rpn_losses.values()) + sum(roi_losses.values())
+
+
+def pedestrian_targets(batch: int, size: tuple[int, int], device: torch.device,
+                       per_image: int = 4) -> list[dict[str, torch.Tensor]]:
+    """Random upright boxes with CityPersons' aspect ratio (width = 0.41 height)."""
+    h, w = size
+    targets = []
+    for _ in range(batch):
+        heights = torch.empty(per_image).uniform_(0.1 * h, 0.5 * h)
+        widths = 0.41 * heights
+        x0 = torch.rand(per_image) * (w - widths)
+        y0 = torch.rand(per_image) * (h - heights)
+        boxes = torch.stack([x0, y0, x0 + widths, y0 + heights], dim=1)
+        targets.append({"boxes": boxes.to(device),
+                        "labels": torch.ones(per_image, dtype=torch.int64, device=device)})
+    return targets
+
+
+def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None, Callable]:
+    """The engine, the head modules outside it, and ``loss(features, images, targets)``.
+
+    ``features`` is one path's list at the engine's ``out_indices``.
+    """
     import torchvision
-    from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
-    def resnet(name):
-        # Output stride 8 like DeepLab's R-D8 backbones; torchvision's BasicBlock ResNets
-        # (18/34) cannot dilate, so they stay at stride 32 and the adapters interpolate.
-        basic = name in ("resnet18", "resnet34")
-        return getattr(torchvision.models, name)(
-            weights=None, replace_stride_with_dilation=None if basic else [False, True, True])
+    if s.task == "cls":
+        student_model = build_classifier(s.student, 1000)
+        head = classifier_head(student_model)  # uses the student model's own layers
+        student, teacher = split_backbone(student_model), split_backbone(
+            build_classifier(s.teacher, 1000))
+        extra, out = None, "last"
+    else:
+        def resnet(name):
+            # Output stride 8 like DeepLab's R-D8 backbones for segmentation; torchvision's
+            # BasicBlock ResNets (18/34) cannot dilate, so they stay at stride 32 and the
+            # adapters interpolate.
+            dilate = s.task == "seg" and name not in ("resnet18", "resnet34")
+            return getattr(torchvision.models, name)(
+                weights=None, replace_stride_with_dilation=[False, True, True] if dilate
+                else None)
 
-    student_model, teacher_model = resnet(s.student), resnet(s.teacher)
-    student = split_backbone(student_model)
-    head = DeepLabHead(student.stage_specs[-1].channels, num_classes)
-    return student, split_backbone(teacher_model), head, head
+        student = split_backbone(build_classifier(s.student, 1000) if s.student ==
+                                 "mobilenet_v1" else resnet(s.student))
+        teacher = split_backbone(resnet(s.teacher))
+        if s.task == "seg":
+            from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 
-
-def make_step(mode: str, engine: HybridForward, head: Callable, extra: torch.nn.Module | None,
-              x: torch.Tensor, y: torch.Tensor, task: str, amp: str | None,
-              sizes) -> tuple[Callable[[], None], list[torch.nn.Parameter]]:
-    """A closure running one full training step of ``mode``."""
-    def loss_of(feat):
-        logits = head(feat)
-        if task == "seg":
-            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+            extra, out = DeepLabHead(student.stage_specs[-1].channels, 19), "last"
+        else:
+            extra, out = None, "all"
+    student, teacher = align_stages(student, teacher)
+    if s.task == "det":  # the FPN takes every aligned stage (strides 4..32)
+        extra = DetectionHeads([spec.channels for spec in student.stage_specs], small)
+    n = student.num_stages
+    engine = HybridForward(student, teacher,
+                           out_indices=tuple(range(n)) if out == "all" else (n - 1,))
+    if s.task == "cls":
+        return engine, extra, lambda feats, x, y: F.cross_entropy(head(feats[-1]), y)
+    if s.task == "seg":
+        def seg_loss(feats, x, y):
+            logits = F.interpolate(extra(feats[-1]), size=y.shape[-2:], mode="bilinear",
                                    align_corners=False)
-        return F.cross_entropy(logits, y)
+            return F.cross_entropy(logits, y)
+        return engine, extra, seg_loss
+    return engine, extra, lambda feats, x, y: extra(feats, x, y)
 
+
+def configure(engine: HybridForward, mode: str) -> None:
+    """Puts the shared engine into ``mode``'s configuration before each of its steps."""
+    # The naive reference keeps the teacher's weights trainable-but-unused, as a naive
+    # implementation that only leaves them out of the optimiser would.
+    for p in engine.teacher.parameters():
+        p.requires_grad_(mode == "naive")
+        p.grad = None  # naive's teacher gradients must not stay allocated for other modes
+    engine.checkpoint_teacher = mode == "hybrid+ckpt"
+
+
+@dataclass
+class ModeRun:
+    """What a mode runs: its forward (returns its path losses), its full training step."""
+
+    forward: Callable[[], list[torch.Tensor]]
+    step: Callable[[], None]
+    params: list[nn.Parameter]  # everything its optimiser updates
+
+
+def make_mode(mode: str, engine: HybridForward, loss_of: Callable, extra: nn.Module | None,
+              x: torch.Tensor, sizes, amp: str | None) -> ModeRun:
     balancer = LossBalancer("dynamic")
     transfer = None
     if mode == "fitnet":
         transfer = FitNetLoss([s.channels for s in engine.student.stage_specs],
-                              [s.channels for s in engine.teacher.stage_specs])
+                              [s.channels for s in engine.teacher.stage_specs]).to(x.device)
     elif mode == "at":
         transfer = AttentionTransferLoss()
     params = [p for p in engine.parameters() if p.requires_grad]
@@ -111,27 +212,101 @@ def make_step(mode: str, engine: HybridForward, head: Callable, extra: torch.nn.
         if module is not None:
             params += [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
-    autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if amp == "bf16"
-                else contextlib.nullcontext())
+
+    def forward() -> list[torch.Tensor]:
+        if mode == "student":
+            return [loss_of(engine(x))]
+        if mode in HYBRID_MODES:
+            feats = (naive_hybrid_forward(engine, x, sizes) if mode == "naive"
+                     else engine.forward_hybrid(x))
+            return [loss_of(f) for f in (feats.student_first, feats.teacher_first,
+                                         feats.student)]
+        s_feats, t_feats = engine.forward_with_teacher(x)
+        return [loss_of([s_feats[i] for i in engine.out_indices])
+                + transfer(s_feats, t_feats)]
 
     def step() -> None:
-        with autocast:
-            if mode == "student":
-                loss = loss_of(engine(x)[-1])
-            elif mode in ("hybrid", "naive"):
-                feats = (engine.forward_hybrid(x) if mode == "hybrid"
-                         else naive_hybrid_forward(engine, x, sizes))
-                loss = balancer(*(loss_of(f[-1]) for f in (feats.student_first,
-                                                           feats.teacher_first,
-                                                           feats.student))).total
-            else:
-                s_feats, t_feats = engine.forward_with_teacher(x)
-                loss = loss_of(s_feats[-1]) + transfer(s_feats, t_feats)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if amp == "bf16" \
+                else contextlib.nullcontext():
+            losses = forward()
+            loss = balancer(*losses).total if len(losses) == 3 else losses[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    return step, params
+    return ModeRun(forward, step, params)
+
+
+def prepare(setting: Setting, args) -> dict:
+    """Builds models, batch and every mode's closures on ``args.device``."""
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    engine, extra, loss_fn = build_task(setting, args.small)
+    batch = setting.small_batch if args.small else setting.batch
+    h, w = setting.small_size if args.small else setting.size
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    for module in (engine, extra):
+        if module is not None:
+            module.to(device, memory_format=memory_format).train()
+    x = torch.randn(batch, 3, h, w, device=device).contiguous(memory_format=memory_format)
+    if setting.task == "det":
+        y = pedestrian_targets(batch, (h, w), device)
+    elif setting.task == "seg":
+        y = torch.randint(0, 19, (batch, h, w), device=device)
+    else:
+        y = torch.randint(0, 1000, (batch,), device=device)
+    sizes = native_stage_sizes(engine, x)  # cacheable per input shape: not measured
+
+    def loss_of(feats):
+        return loss_fn(feats, x, y)
+
+    modes = {m: make_mode(m, engine, loss_of, extra, x, sizes, args.amp) for m in MODES}
+    return {"engine": engine, "x": x, "modes": modes, "batch": batch, "size": (h, w)}
+
+
+def compare_hybrid_losses(bench: dict) -> dict[str, float]:
+    """Largest relative difference of (L1, L2, L3) from the engine's, per three-path mode.
+
+    The weights are the same for all (no optimiser step in between) and the RNG is reset
+    before each, so detection heads sample the same proposals and ROIs.
+    """
+    losses = {}
+    for mode in HYBRID_MODES:
+        configure(bench["engine"], mode)
+        torch.manual_seed(0)
+        losses[mode] = torch.stack([loss.detach().float() for loss in
+                                    bench["modes"][mode].forward()])
+    ref = losses["hybrid"]
+    return {m: ((losses[m] - ref).abs() / ref.abs()).max().item() for m in HYBRID_MODES[1:]}
+
+
+def compare_inference(setting: Setting, bench: dict, repeats: int) -> dict[str, float] | None:
+    """Student path in eval mode against the plain classifier loaded from the export."""
+    if setting.task != "cls":
+        return None  # tests/core/test_export.py covers identity for every layout
+    engine, x = bench["engine"], bench["x"]
+    plain = build_classifier(setting.student, 1000).to(x.device, memory_format=(
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+        else torch.contiguous_format))
+    plain.load_state_dict(export_student_state_dict(engine.state_dict(), "student.model.",
+                                                    drop_prefixes=("teacher.", "to_")))
+    engine.eval()
+    plain.eval()
+    head = classifier_head(engine.student.model)
+    runs = {"plain": lambda: plain(x), "engine": lambda: head(engine(x)[-1])}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    with torch.no_grad():
+        outputs = {k: run() for k, run in runs.items()}
+        for _ in range(repeats):
+            for k, run in runs.items():
+                synchronize(x.device)
+                start = time.perf_counter()
+                run()
+                synchronize(x.device)
+                times[k].append(time.perf_counter() - start)
+    engine.train()
+    return {"max_abs_diff": (outputs["engine"] - outputs["plain"]).abs().max().item(),
+            "time_ratio": statistics.median(times["engine"]) / statistics.median(times["plain"])}
 
 
 def synchronize(device: torch.device) -> None:
@@ -139,86 +314,41 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def set_teacher_grad(engine: HybridForward, mode: str) -> None:
-    # The naive reference keeps the teacher's weights trainable-but-unused, as a naive
-    # implementation that only leaves them out of the optimiser would.
-    for p in engine.teacher.parameters():
-        p.requires_grad_(mode == "naive")
-
-
 def _rss_child(conn, setting_name: str, args: argparse.Namespace, mode: str) -> None:
     # A spawned process (fork after torch's OpenMP pool has started can deadlock) that builds
     # the models and runs only this mode: its peak RSS is the models plus this mode's steps.
-    steps, _ = prepare(SETTINGS[setting_name], args)
-    set_teacher_grad(steps["engine"], mode)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench = prepare(SETTINGS[setting_name], args)
+    configure(bench["engine"], mode)
     for _ in range(2):
-        steps[mode]()
-    conn.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        bench["modes"][mode].step()
+    conn.send(peak_rss_mib())
 
 
-def prepare(setting: Setting, args) -> tuple[dict, dict]:
-    torch.manual_seed(0)
-    device = torch.device(args.device)
-    num_classes = 19 if setting.task == "seg" else 1000
-    student, teacher, head, extra = build_pair(setting, num_classes)
-    student, teacher = align_stages(student, teacher)
-    engine = HybridForward(student, teacher, out_indices=(student.num_stages - 1,))
-    batch = setting.small_batch if args.small else setting.batch
-    h, w = setting.small_size if args.small else setting.size
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    engine.to(device, memory_format=memory_format).train()
-    if extra is not None:
-        extra.to(device, memory_format=memory_format).train()
-    x = torch.randn(batch, 3, h, w, device=device).contiguous(memory_format=memory_format)
-    y = (torch.randint(0, num_classes, (batch, h, w), device=device) if setting.task == "seg"
-         else torch.randint(0, num_classes, (batch,), device=device))
-    sizes = native_stage_sizes(engine, x)
-    steps = {m: make_step(m, engine, head, extra, x, y, setting.task, args.amp, sizes)[0]
-             for m in MODES}
-    steps["engine"] = engine
-    return steps, {"batch": batch, "size": (h, w)}
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it started its program.
+
+    Linux keeps ``ru_maxrss`` across exec, so a spawned child would report at least the RSS
+    its parent had when it forked; ``VmHWM`` is the high-water mark of the child's own
+    address space.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # bytes on macOS
 
 
-def measure(setting: Setting, args) -> list[dict]:
-    steps, shape = prepare(setting, args)
-    engine, device = steps["engine"], torch.device(args.device)
-    memory = peak_memory(setting, args, steps)
-    flops = {}
-    for mode in MODES:
-        set_teacher_grad(engine, mode)
-        with FlopCounterMode(display=False) as counter:
-            steps[mode]()
-        flops[mode] = counter.get_total_flops()
-    times: dict[str, list[float]] = {m: [] for m in MODES}
-    for rep in range(args.warmup + args.repeats):
-        for mode in MODES:  # alternate modes so drift affects all equally
-            set_teacher_grad(engine, mode)
-            synchronize(device)
-            start = time.perf_counter()
-            steps[mode]()
-            synchronize(device)
-            if rep >= args.warmup:
-                times[mode].append(time.perf_counter() - start)
-    set_teacher_grad(engine, "hybrid")
-    base_t = statistics.median(times["student"])
-    rows = []
-    for mode in MODES:
-        t = statistics.median(times[mode])
-        rows.append({"setting": setting.name, "mode": mode, **shape,
-                     "median_s": t, "ratio": t / base_t, "gflops": flops[mode] / 1e9,
-                     "efficiency": (flops[mode] / t) / (flops["student"] / base_t),
-                     "peak_mib": memory[mode]})
-    return rows
-
-
-def peak_memory(setting: Setting, args, steps: dict) -> dict[str, float]:
+def peak_memory(setting: Setting, args, bench: dict) -> dict[str, float]:
     result = {}
     if args.device.startswith("cuda"):
         for mode in MODES:
-            set_teacher_grad(steps["engine"], mode)
+            configure(bench["engine"], mode)
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-            steps[mode]()
+            bench["modes"][mode].step()
             torch.cuda.synchronize()
             result[mode] = torch.cuda.max_memory_allocated() / 2**20
         return result
@@ -227,23 +357,96 @@ def peak_memory(setting: Setting, args, steps: dict) -> dict[str, float]:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_rss_child, args=(child, setting.name, args, mode))
         proc.start()
-        peak = parent.recv()
+        child.close()  # only the child holds its end now: recv() sees EOF if the child dies
+        try:
+            peak = parent.recv()
+        except EOFError:
+            proc.join()
+            raise RuntimeError(f"the memory probe of {setting.name}, mode {mode}, died with "
+                               f"exit code {proc.exitcode}") from None
         proc.join()
-        result[mode] = peak / 1024  # ru_maxrss is in KiB on Linux
+        result[mode] = peak
     return result
 
 
-def print_table(rows: list[dict], args) -> None:
+def saved_for_backward(bench: dict, amp: str | None) -> dict[str, float]:
+    """MiB autograd keeps between each mode's forward and backward."""
+    engine = bench["engine"]
+    result = {}
+    for mode in MODES:
+        configure(engine, mode)
+        run = bench["modes"][mode]
+        teacher_stages = [engine.teacher.stage(i) for i in range(engine.teacher.num_stages)]
+        with torch.autocast(bench["x"].device.type, dtype=torch.bfloat16) if amp == "bf16" \
+                else contextlib.nullcontext():
+            with SavedActivationMeter([*engine.parameters(), *run.params],
+                                      watched=teacher_stages) as meter:
+                losses = run.forward()
+        del losses
+        result[mode] = meter.total_bytes / 2**20
+    return result
+
+
+def measure(setting: Setting, args) -> dict:
+    bench = prepare(setting, args)
+    engine, device = bench["engine"], torch.device(args.device)
+    memory = peak_memory(setting, args, bench)
+    saved = saved_for_backward(bench, args.amp)
+    loss_diff = compare_hybrid_losses(bench)
+    flops = {}
+    for mode in MODES:
+        configure(engine, mode)
+        with FlopCounterMode(display=False) as counter:
+            bench["modes"][mode].step()
+        flops[mode] = counter.get_total_flops()
+    times: dict[str, list[float]] = {m: [] for m in MODES}
+    for rep in range(args.warmup + args.repeats):
+        for mode in MODES:  # alternate modes so drift affects all equally
+            configure(engine, mode)
+            synchronize(device)
+            start = time.perf_counter()
+            bench["modes"][mode].step()
+            synchronize(device)
+            if rep >= args.warmup:
+                times[mode].append(time.perf_counter() - start)
+    configure(engine, "hybrid")
+    base_t = statistics.median(times["student"])
+    rows = []
+    for mode in MODES:
+        t = statistics.median(times[mode])
+        rows.append({"setting": setting.name, "mode": mode, "batch": bench["batch"],
+                     "size": bench["size"], "median_s": t, "ratio": t / base_t,
+                     "gflops": flops[mode] / 1e9,
+                     "efficiency": (flops[mode] / t) / (flops["student"] / base_t),
+                     "saved_mib": saved[mode], "peak_mib": memory[mode]})
+    return {"rows": rows, "loss_rel_diff_vs_hybrid": loss_diff,
+            "inference": compare_inference(setting, bench, args.repeats)}
+
+
+def print_table(result: dict, args) -> None:
+    rows = result["rows"]
     first = rows[0]
     print(f"\n### {first['setting']}  batch {first['batch']}, input {first['size'][0]}x"
           f"{first['size'][1]}, {args.device}, amp={args.amp or 'fp32'}, "
           f"channels_last={args.channels_last}")
     print("| mode | median step (ms) | ratio to student | GFLOPs/step | efficiency | "
-          "peak memory (MiB) |")
-    print("|---|---|---|---|---|---|")
+          "saved for backward (MiB) | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['mode']} | {1000 * r['median_s']:.1f} | {r['ratio']:.2f} | "
-              f"{r['gflops']:.2f} | {r['efficiency']:.2f} | {r['peak_mib']:.0f} |", flush=True)
+              f"{r['gflops']:.2f} | {r['efficiency']:.2f} | {r['saved_mib']:.1f} | "
+              f"{r['peak_mib']:.0f} |")
+    by_mode = {r["mode"]: r for r in rows}
+    hybrid, naive = by_mode["hybrid"], by_mode["naive"]
+    diffs = ", ".join(f"{m} {d:.1e}" for m, d in result["loss_rel_diff_vs_hybrid"].items())
+    print(f"\nhybrid vs naive: FLOPs saved {1 - hybrid['gflops'] / naive['gflops']:.1%}, "
+          f"time saved {1 - hybrid['median_s'] / naive['median_s']:.1%}; "
+          f"max relative loss difference from hybrid: {diffs}")
+    if result["inference"]:
+        inf = result["inference"]
+        print(f"eval: student path vs plain exported model: max |diff| "
+              f"{inf['max_abs_diff']:.1e}, time ratio {inf['time_ratio']:.2f}")
+    sys.stdout.flush()
 
 
 def main(argv=None) -> int:
@@ -253,24 +456,30 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", choices=["bf16"], default=None)
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads, 0 for torch's default. 1 keeps CPU ratios steady: "
+                        "on a busy machine every OpenMP barrier waits for a preempted thread")
     p.add_argument("--settings", default=",".join(SETTINGS),
                    help=f"comma-separated subset of {list(SETTINGS)}")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = p.parse_args(argv)
     names = [n for n in args.settings.split(",") if n]
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
         p.error(f"unknown settings {unknown}; choose from {list(SETTINGS)}")
-    all_rows = []
+    if args.threads:
+        torch.set_num_threads(args.threads)  # spawned memory probes do the same
+    results = []
     for name in names:
-        rows = measure(SETTINGS[name], args)
-        print_table(rows, args)
-        all_rows += rows
+        result = measure(SETTINGS[name], args)
+        print_table(result, args)
+        results.append(result)
     if args.json:
         args.json.write_text(json.dumps({"device": args.device, "torch": torch.__version__,
-                                         "rows": all_rows}, indent=1))
+                                         "threads": torch.get_num_threads(),
+                                         "results": results}, indent=1))
     return 0
 
 

@@ -9,15 +9,18 @@ outputs pass the teacher->student adapter), so the framework's own head and neck
 path's loss unchanged. Shared prefixes run once (S1 serves paths 1 and 3), a teacher-only
 prefix (T1 of path 2) runs without autograd, and stages are evaluated stage by stage across
 paths so every adapter knows the size the receiving network produces at that stage.
+
+Teacher stages that do run with autograd (T2..Tn of the hybrid paths) can be checkpointed:
+their activations are then recomputed during backward instead of being kept.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .adapters import FeatureAdapter
 from .freezing import freeze_teacher
@@ -50,6 +53,9 @@ class HybridForward(nn.Module):
         teacher_input: the teacher's own convention (default: the student's).
         hybrid_paths: build the path plan and adapters. False for baselines that use the
             teacher only as a target (FitNet, AT, KD), which would leave adapters unused.
+        checkpoint_teacher: recompute the activations of teacher stages that run with autograd
+            during backward instead of keeping them (``torch.utils.checkpoint``): less memory
+            for one more forward of those stages. Losses and gradients are unchanged.
     """
 
     def __init__(self, student: StagedBackbone, teacher: StagedBackbone | None = None,
@@ -57,7 +63,7 @@ class HybridForward(nn.Module):
                  out_indices: Sequence[int] | None = None,
                  student_input: InputConvention | None = None,
                  teacher_input: InputConvention | None = None,
-                 hybrid_paths: bool = True) -> None:
+                 hybrid_paths: bool = True, checkpoint_teacher: bool = False) -> None:
         super().__init__()
         n = student.num_stages
         self.out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
@@ -66,6 +72,7 @@ class HybridForward(nn.Module):
             raise ValueError(f"out_indices {self.out_indices} must name stages in 0..{n - 1}")
         self.student = student
         self.teacher = teacher
+        self.checkpoint_teacher = checkpoint_teacher
         self.plan: PathPlan | None = None
         if teacher is None:
             return
@@ -111,7 +118,8 @@ class HybridForward(nn.Module):
     def _select(self, stage_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
         return [stage_outputs[i] for i in self.out_indices]
 
-    def forward_with_teacher(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward_with_teacher(self, x: torch.Tensor
+                             ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """All student stage outputs, and all teacher stage outputs without autograd.
 
         For feature-mimicking baselines (FitNet, AT), which use the teacher as a target only.
@@ -201,10 +209,16 @@ class HybridForward(nn.Module):
     def _run_stage(self, net: str, i: int, prefix: str, stage_in: torch.Tensor,
                    teacher: StagedBackbone) -> torch.Tensor:
         if net == TEACHER:
-            # Nothing trainable precedes a teacher-only prefix: no graph is needed for it.
-            ctx = torch.no_grad() if set(prefix) == {TEACHER} else contextlib.nullcontext()
-            with ctx:
-                return teacher.stage(i)(stage_in)
+            if set(prefix) == {TEACHER}:
+                # Nothing trainable precedes a teacher-only prefix: no graph is needed for it.
+                with torch.no_grad():
+                    return teacher.stage(i)(stage_in)
+            if self.checkpoint_teacher and torch.is_grad_enabled():
+                # Recomputation reproduces the forward exactly: the teacher is frozen and in
+                # eval mode (no dropout, no running-stat updates), so no RNG state is needed.
+                return checkpoint(teacher.stage(i), stage_in, use_reentrant=False,
+                                  preserve_rng_state=False)
+            return teacher.stage(i)(stage_in)
         if set(prefix) == {STUDENT}:  # the student path: updates running statistics
             return self.student.stage(i)(stage_in)
         with self._stats_guard.frozen():
