@@ -4,6 +4,9 @@
 The output (mmengine format: ``meta`` + ``state_dict``) loads into the student's plain mmseg
 model with no hybridkt import. With ``--plain-config`` the matching plain config is written
 too (the hybrid config with the student as backbone and every hybridkt reference removed).
+Existing outputs are kept unless ``--overwrite`` is given; every input is checked before
+anything is written, and each file is written to a temporary name and renamed into place,
+so a failure leaves no partial output.
 
   python tools/export_seg_student.py CONFIG work_dirs/x/iter_400.pth student.pth \
       --plain-config student_config.py
@@ -11,6 +14,8 @@ too (the hybrid config with the student as backbone and every hybridkt reference
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -18,7 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from mmengine.config import Config  # noqa: E402
 
-from hybridkt_ext.for_mmseg import export_student_checkpoint, plain_student_config  # noqa: E402
+from hybridkt_ext.core import save_atomically  # noqa: E402
+from hybridkt_ext.core.checkpoint import CheckpointFileError  # noqa: E402
+from hybridkt_ext.for_mmseg import plain_student_config  # noqa: E402
+from hybridkt_ext.for_mmseg.student_export import (  # noqa: E402
+    check_export_target, student_checkpoint)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,21 +42,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def dump_config_to_temp(cfg: Config, path: str) -> Path:
+    """Config.dump beside ``path`` under a temporary name with the same suffix (dump picks
+    the format from it); the caller renames it into place once the checkpoint is written."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{secrets.token_hex(6)}.tmp{target.suffix}")
+    try:
+        cfg.dump(str(tmp))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def export(args: argparse.Namespace) -> None:
+    """Both outputs or neither: every input is read and checked before the first write, and
+    the config is renamed into place only after the checkpoint was written."""
+    check_export_target(args.checkpoint, args.out, args.overwrite)
     plain_cfg = None
     if args.plain_config:
-        if Path(args.plain_config).exists() and not args.overwrite:
-            sys.exit(f"{args.plain_config} exists; pass --overwrite to replace it.")
+        check_export_target(args.checkpoint, args.plain_config, args.overwrite)
         plain_cfg = plain_student_config(Config.fromfile(args.config))
+    student = student_checkpoint(args.checkpoint)
+    tmp_cfg = None if plain_cfg is None else dump_config_to_temp(plain_cfg, args.plain_config)
     try:
-        path = export_student_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite)
-    except (FileExistsError, KeyError) as err:
-        sys.exit(str(err))
-    print(f"wrote {path}")
-    if plain_cfg is not None:
-        plain_cfg.dump(args.plain_config)
-        print(f"wrote {args.plain_config}")
+        print(f"wrote {save_atomically(student, args.out, overwrite=args.overwrite)}")
+        if tmp_cfg is not None:
+            os.replace(tmp_cfg, args.plain_config)
+            print(f"wrote {args.plain_config}")
+    finally:
+        if tmp_cfg is not None:
+            tmp_cfg.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        export(args)
+    except KeyError as err:  # str() of a KeyError would quote the whole message
+        sys.exit(f"export_seg_student: {err.args[0]}")
+    except (FileExistsError, CheckpointFileError, ValueError, OSError) as err:
+        sys.exit(f"export_seg_student: {err}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
+from hybridkt_ext.core import NonFiniteLossError, TeacherCheckpointError  # noqa: E402
+from hybridkt_ext.core.stage_alignment import StageMismatchError  # noqa: E402
 from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig  # noqa: E402
 from hybridkt_ext.for_classification.data import load_datasets  # noqa: E402
 from hybridkt_ext.for_classification.experiment import (  # noqa: E402
@@ -58,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = [m for m in args.modes if m not in MODES]
     if unknown:
         p.error(f"--modes has {unknown}; choose from {MODES}")
+    bad_alpha = [a for a in args.fixed_alpha if not (math.isfinite(a) and a >= 0)]
+    if bad_alpha:
+        p.error(f"--fixed-alpha needs finite values >= 0, got {bad_alpha}")
+    if args.switch_points is not None and any(k < 1 for k in args.switch_points):
+        p.error(f"--switch-points are stage indices >= 1 (a switch before stage k), got "
+                f"{args.switch_points}")
     if not (args.demo or args.train_teacher) and args.teacher_checkpoint is None \
             and any(m != "none" for m in args.modes):
         p.error("modes other than 'none' need --teacher-checkpoint (or use --demo)")
@@ -66,6 +75,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (TeacherCheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
+            StageMismatchError) as err:
+        # Input and data problems: one line naming the cause, not a traceback.
+        sys.exit(f"train_cls: {type(err).__name__}: {err}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Trains what ``args`` ask for and prints the table; returns the exit status."""
     train_set, test_set, num_classes = load_datasets(args.data_root, args.image_size,
                                                      args.seed, args.train_limit)
     epochs = args.epochs or 12

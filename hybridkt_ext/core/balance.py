@@ -6,6 +6,7 @@ is the one implementation every framework adapter calls where it turns losses in
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ import torch
 import torch.distributed as dist
 
 BALANCE_MODES = ("dynamic", "fixed", "student_only")
+
+_PATH_NAMES = ("L1 (student-first path)", "L2 (teacher-first path)", "L3 (student path)")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -24,10 +27,11 @@ class BalancedLoss:
     """The combined loss and what to log.
 
     Attributes:
-        total: the scalar to back-propagate (carries gradient).
+        total: the scalar to back-propagate (carries gradient); float32, or float64 when a
+            path loss is float64.
         alpha: the balancing weight used (detached float32 scalar tensor).
-        l1, l2, l3: detached path losses (student-first, teacher-first, student); l1/l2 are
-            None in student-only mode.
+        l1, l2, l3: detached float32 path losses (student-first, teacher-first, student);
+            l1/l2 are None in student-only mode.
     """
 
     total: torch.Tensor
@@ -48,63 +52,144 @@ class BalancedLoss:
 class LossBalancer:
     """Combines L1, L2, L3 into the training loss.
 
+    Precision: alpha is computed in float32 from the detached losses whatever their dtype
+    (under fp16/bf16 autocast the losses may be half precision, and L1 + L2 of fp16 values
+    can overflow or lose the digits that make alpha a ratio). The total is formed in float32
+    too (float64 if a loss is float64), so autocast never rounds alpha to 8 bits.
+
+    Non-finite losses: if any path loss is NaN or infinite the balancer raises
+    ``NonFiniteLossError`` naming the path(s), their values and the step, *before* returning
+    a loss. The framework therefore never calls backward or ``optimizer.step``: the
+    parameters and optimiser state (momentum, Adam moments) stay exactly as after the last
+    good step, alpha is never computed from a non-finite value, and training stops before
+    interval-based checkpointing could save the failed state. (The failed batch's forward
+    has run, so the student's BatchNorm running statistics did see it, as in any framework;
+    resume from the last checkpoint, not from the model left in memory.)
+    Skipping the step instead is not possible from here: a zero loss still lets the
+    optimiser apply momentum and weight decay, and a NaN in these setups (diverged weights,
+    a broken teacher input normalisation, corrupt labels) does not heal by itself. Half
+    precision gradient overflow is a different matter, handled by the framework's gradient
+    scaler (it sees inf *gradients*, not an inf loss). In distributed training with
+    ``sync_across_ranks`` the check also sees the mean over ranks, so every rank raises at
+    the same step instead of the healthy ones waiting forever in the next collective.
+
     Args:
         mode: "dynamic" (the paper's alpha = 2*L3/(L1+L2)), "fixed" (alpha = fixed_alpha, the
             Fig. 9 sweep) or "student_only" (no teacher: total = L3).
-        fixed_alpha: the weight in "fixed" mode; finite and >= 0.
+        fixed_alpha: the weight in "fixed" mode; a finite number >= 0 (not a string).
         sync_across_ranks: in distributed training, compute alpha from the losses averaged
             over ranks so every rank uses the same alpha whatever the number of GPUs.
+
+    Raises:
+        ValueError: ``mode`` is unknown or ``fixed_alpha`` is not a finite number >= 0.
     """
 
     def __init__(self, mode: str = "dynamic", fixed_alpha: float = 1.0,
                  sync_across_ranks: bool = True) -> None:
         if mode not in BALANCE_MODES:
-            raise ValueError(f"balance mode {mode!r} is not one of {BALANCE_MODES}")
-        try:
-            fixed_alpha = float(fixed_alpha)
-        except (TypeError, ValueError):
-            raise ValueError(f"fixed_alpha must be a number, got {fixed_alpha!r}") from None
-        if not math.isfinite(fixed_alpha) or fixed_alpha < 0:
-            raise ValueError(f"fixed_alpha must be finite and >= 0, got {fixed_alpha}")
+            close = difflib.get_close_matches(str(mode), BALANCE_MODES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise ValueError(f"LossBalancer: mode={mode!r} is not one of {BALANCE_MODES}{hint}")
         self.mode = mode
-        self.fixed_alpha = fixed_alpha
+        self.fixed_alpha = _validated_alpha(fixed_alpha)
         self.sync_across_ranks = sync_across_ranks
+        self.num_calls = 0  # names the step in errors when the framework passes none
 
     @property
     def uses_teacher(self) -> bool:
         return self.mode != "student_only"
 
-    def __call__(self, l1: torch.Tensor | None, l2: torch.Tensor | None,
-                 l3: torch.Tensor) -> BalancedLoss:
-        """Returns the balanced loss; raises NonFiniteLossError naming a NaN/inf path loss."""
-        if not self.uses_teacher:
-            _check_finite({"L3 (student path)": l3})
-            l3d = l3.detach().float()
-            return BalancedLoss(l3, torch.zeros((), device=l3.device), None, None, l3d)
-        if l1 is None or l2 is None:
+    def __call__(self, l1: torch.Tensor | None, l2: torch.Tensor | None, l3: torch.Tensor,
+                 step: int | None = None) -> BalancedLoss:
+        """Returns the balanced loss.
+
+        Args:
+            l1, l2: student-first and teacher-first path losses (None in student-only mode).
+            l3: the student path's loss.
+            step: the framework's training iteration, named in errors (optional).
+
+        Raises:
+            NonFiniteLossError: a path loss (on this or another rank) is NaN or infinite.
+        """
+        self.num_calls += 1
+        if self.uses_teacher and (l1 is None or l2 is None):
             raise ValueError(f"balance mode {self.mode!r} needs all three path losses")
-        _check_finite({"L1 (student-first path)": l1, "L2 (teacher-first path)": l2,
-                       "L3 (student path)": l3})
+        paths = (l1, l2, l3) if self.uses_teacher else (l3,)
+        names = _PATH_NAMES if self.uses_teacher else _PATH_NAMES[2:]
         # float32 even under autocast: alpha is a ratio of small numbers.
-        detached = torch.stack([l1.detach().float(), l2.detach().float(), l3.detach().float()])
+        local = torch.stack([p.detach().float().reshape(()) for p in paths])
+        averaged = self._averaged(local)
+        self._check_finite(names, local, averaged, step)
+        dtype = _total_dtype(paths)
+        if not self.uses_teacher:
+            alpha = torch.zeros((), dtype=torch.float32, device=l3.device)
+            return BalancedLoss(l3.to(dtype), alpha, None, None, local[0])
         if self.mode == "fixed":
-            alpha = torch.tensor(self.fixed_alpha, device=l3.device)
+            alpha = torch.tensor(self.fixed_alpha, dtype=torch.float32, device=l3.device)
         else:
-            alpha = _dynamic_alpha(self._averaged(detached))
-        total = alpha.to(l3.dtype) * (l1 + l2) + l3
-        return BalancedLoss(total, alpha, detached[0], detached[1], detached[2])
+            alpha = _dynamic_alpha(averaged)
+        total = alpha.to(dtype) * (l1.to(dtype) + l2.to(dtype)) + l3.to(dtype)
+        return BalancedLoss(total, alpha, local[0], local[1], local[2])
 
     def _averaged(self, losses: torch.Tensor) -> torch.Tensor:
         if self.sync_across_ranks and dist.is_available() and dist.is_initialized() \
                 and dist.get_world_size() > 1:
             losses = losses.clone()
-            dist.all_reduce(losses)
+            dist.all_reduce(losses)  # a NaN on any rank makes the sum NaN on every rank
             losses /= dist.get_world_size()
         return losses
 
+    def _check_finite(self, names: tuple[str, ...], local: torch.Tensor,
+                      averaged: torch.Tensor, step: int | None) -> None:
+        # One host sync for all paths: a non-finite loss must never reach the optimiser.
+        finite = torch.isfinite(torch.cat([local, averaged])).tolist()
+        local_ok, global_ok = finite[:len(names)], finite[len(names):]
+        if all(local_ok) and all(global_ok):
+            return
+        where = f"step {step}" if step is not None else \
+            f"call {self.num_calls} of this LossBalancer (no step given)"
+        if all(local_ok):
+            bad = [n for n, ok in zip(names, global_ok) if not ok]
+            what = f"non-finite loss on another rank, {', '.join(bad)} (mean over ranks)"
+        else:
+            bad = [n for n, ok in zip(names, local_ok) if not ok]
+            values = ", ".join(f"{n.split()[0]}={v}" for n, v in zip(names, local.tolist()))
+            what = f"non-finite loss on {', '.join(bad)} ({values})"
+        raise NonFiniteLossError(
+            f"{what} at {where}. The step was not applied: weights and optimiser state are "
+            "those of the last good step. Lower the learning rate, check the teacher's input "
+            "normalisation and the labels, or train in fp32/bf16 instead of fp16."
+        )
+
+
+def _validated_alpha(value: object) -> float:
+    # Strings are refused even when they parse ("0.5"): a quoted number in a config is a
+    # typo more often than an intent, and bool is an int that cannot mean a weight.
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise ValueError(f"LossBalancer: fixed_alpha must be a number >= 0, got {value!r} "
+                         f"({type(value).__name__}); write e.g. fixed_alpha=0.5.")
+    try:
+        alpha = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"LossBalancer: fixed_alpha must be a number >= 0, got {value!r}"
+                         ) from None
+    if not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"LossBalancer: fixed_alpha must be finite and >= 0, got {alpha}; "
+                         "the paper's Fig. 9 sweeps values such as 0.1, 0.5, 1, 2.")
+    return alpha
+
+
+def _total_dtype(losses: tuple[torch.Tensor, ...]) -> torch.dtype:
+    """float32, or float64 if any loss is: never a half-precision total."""
+    dtype = torch.float32
+    for loss in losses:
+        if loss.is_floating_point():
+            dtype = torch.promote_types(dtype, loss.dtype)
+    return dtype
+
 
 def _dynamic_alpha(losses: torch.Tensor) -> torch.Tensor:
-    """2*L3/(L1+L2) from [L1, L2, L3]; 0 when L1+L2 is not positive.
+    """2*L3/(L1+L2) from float32 [L1, L2, L3]; 0 when L1+L2 is not positive.
 
     With L1+L2 <= 0 the hybrid paths carry no signal to scale (and a negative denominator
     would flip their gradients), so they get weight 0. Computed without a host sync.
@@ -113,16 +198,3 @@ def _dynamic_alpha(losses: torch.Tensor) -> torch.Tensor:
     safe = torch.where(hybrid > 0, hybrid, torch.ones_like(hybrid))
     alpha = torch.where(hybrid > 0, 2.0 * losses[2] / safe, torch.zeros_like(hybrid))
     return alpha.clamp_min(0.0)
-
-
-def _check_finite(losses: dict[str, torch.Tensor]) -> None:
-    # One host sync for all paths: a non-finite loss must never reach the optimiser.
-    values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
-    finite = torch.isfinite(values)
-    if not bool(finite.all()):
-        bad = [name for name, ok in zip(losses, finite.tolist()) if not ok]
-        raise NonFiniteLossError(
-            f"non-finite loss on {', '.join(bad)}: {values.tolist()}. The step was not "
-            "applied. Lower the learning rate, check the teacher's input normalisation, or "
-            "train with fp32/bf16 instead of fp16."
-        )

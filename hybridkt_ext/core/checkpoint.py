@@ -30,9 +30,11 @@ import torch
 from torch import nn
 
 __all__ = [
+    "CheckpointFileError",
     "DETECTRON2_RESNET_TO_TORCHVISION",
     "LoadReport",
     "TeacherCheckpointError",
+    "load_checkpoint_file",
     "load_teacher_weights",
     "read_checkpoint",
     "remap_keys",
@@ -62,7 +64,11 @@ _COUNTER_SUFFIX = "num_batches_tracked"
 _MAX_LISTED = 10
 
 
-class TeacherCheckpointError(ValueError):
+class CheckpointFileError(ValueError):
+    """A checkpoint file is missing, empty, corrupt, or not a checkpoint at all."""
+
+
+class TeacherCheckpointError(CheckpointFileError):
     """A teacher checkpoint cannot be read or does not fit the teacher module."""
 
 
@@ -134,8 +140,9 @@ def _format_list(items: Sequence[str]) -> str:
     return shown
 
 
-def _not_a_checkpoint(path: str, err: BaseException) -> TeacherCheckpointError:
-    return TeacherCheckpointError(
+def _not_a_checkpoint(path: str, err: BaseException,
+                      error: type[CheckpointFileError]) -> CheckpointFileError:
+    return error(
         f"{path}: cannot read it as a checkpoint ({type(err).__name__}: {err}). The file is "
         "corrupt, truncated (re-download or re-save it) or not a checkpoint at all; pass a "
         "file written by torch.save, mmengine or detectron2 (detectron2 model-zoo pickles "
@@ -143,7 +150,21 @@ def _not_a_checkpoint(path: str, err: BaseException) -> TeacherCheckpointError:
     )
 
 
-def _load_object(path: str) -> Any:
+def _load_object(path: str, error: type[CheckpointFileError]) -> Any:
+    """The file's whole content; failures raise ``error`` (the teacher loader's own class, or
+    the plain ``CheckpointFileError`` for exporters) with the path and the fix."""
+    if not os.path.exists(path):
+        raise error(
+            f"{path}: no such file; check the checkpoint path (it is resolved relative to "
+            f"{os.getcwd()})."
+        )
+    if not os.path.isfile(path):
+        raise error(f"{path}: not a file; pass the checkpoint file itself.")
+    if os.path.getsize(path) == 0:
+        raise error(
+            f"{path}: the file is empty (0 bytes), probably an interrupted download or save; "
+            "download or save the checkpoint again."
+        )
     if path.endswith(".pkl"):
         # detectron2's model-zoo format, read the way detectron2's Checkpointer reads it
         # (latin1 lets Python 3 read numpy arrays pickled by Python 2).
@@ -151,7 +172,7 @@ def _load_object(path: str) -> Any:
             with open(path, "rb") as f:
                 return _TolerantUnpickler(f, encoding="latin1").load()
         except Exception as err:  # pickle reports corruption with many exception types
-            raise _not_a_checkpoint(path, err) from err
+            raise _not_a_checkpoint(path, err, error) from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -161,13 +182,27 @@ def _load_object(path: str) -> Any:
         # a checkpoint at all fails again below. Unimportable classes become placeholders.
         pass
     except Exception as err:  # e.g. RuntimeError for a truncated zip, KeyError for text
-        raise _not_a_checkpoint(path, err) from err
+        raise _not_a_checkpoint(path, err, error) from err
     try:
         return torch.load(
             path, map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle
         )
     except Exception as err:
-        raise _not_a_checkpoint(path, err) from err
+        raise _not_a_checkpoint(path, err, error) from err
+
+
+def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
+    """Reads a whole checkpoint file (whatever it holds) on the CPU, with clear errors.
+
+    The reading rules are ``read_checkpoint``'s (``.pkl``: detectron2 model-zoo pickle;
+    otherwise ``torch.load``, falling back to ``weights_only=False``: only read files you
+    trust). Used where the file's other entries matter too, e.g. to export a student from a
+    training checkpoint.
+
+    Raises:
+        CheckpointFileError: the file is missing, empty, corrupt or not a checkpoint.
+    """
+    return _load_object(os.fspath(path), CheckpointFileError)
 
 
 def _as_tensor(value: Any) -> torch.Tensor | None:
@@ -199,19 +234,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             no mapping of weights.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise TeacherCheckpointError(
-            f"{path}: no such file; check the teacher checkpoint path (it is resolved "
-            f"relative to {os.getcwd()})."
-        )
-    if not os.path.isfile(path):
-        raise TeacherCheckpointError(f"{path}: not a file; pass the checkpoint file itself.")
-    if os.path.getsize(path) == 0:
-        raise TeacherCheckpointError(
-            f"{path}: the file is empty (0 bytes), probably an interrupted download or save; "
-            "download or save the checkpoint again."
-        )
-    obj = _load_object(path)
+    obj = _load_object(path, TeacherCheckpointError)
     if isinstance(obj, nn.Module):
         raise TeacherCheckpointError(
             f"{path}: holds a whole {type(obj).__name__} module, not a state dict; re-save it "

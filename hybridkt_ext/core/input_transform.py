@@ -7,6 +7,8 @@ affine map after a channel permutation, so it costs one fused multiply-add on th
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,10 +37,20 @@ class InputConvention:
             raise ValueError(
                 f"channel_order must be one of {_CHANNEL_ORDERS}, got {self.channel_order!r}"
             )
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise ValueError(f"mean and std need 3 values each, got {self.mean} and {self.std}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") \
+                    or len(values) != 3:
+                raise ValueError(f"InputConvention: {name} needs 3 numbers (one per channel), "
+                                 f"got {values!r}")
+            # A NaN or inf here would turn every teacher input into NaN: fail at build time
+            # instead of at the first non-finite loss.
+            if any(isinstance(v, (str, bytes, bool)) or not isinstance(v, numbers.Real)
+                   or not math.isfinite(v) for v in values):
+                raise ValueError(f"InputConvention: {name} values must be finite numbers, "
+                                 f"got {values!r}")
         if any(not s > 0 for s in self.std):
-            raise ValueError(f"std values must be positive, got {self.std}")
+            raise ValueError(f"InputConvention: std values must be positive, got {self.std}")
 
 
 class TeacherInputTransform(nn.Module):

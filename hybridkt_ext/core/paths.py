@@ -5,8 +5,9 @@ The paper switches at every stage boundary; ``switch_points`` lets a user switch
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 STUDENT = "S"
 TEACHER = "T"
@@ -41,7 +42,8 @@ def make_path_plan(num_stages: int, switch_points: Sequence[int] | None = None) 
             change network. ``None`` means every boundary, the paper's default.
 
     Raises:
-        ValueError: if a switch point is out of range, repeated, or none is given.
+        ValueError: if switch_points is not a list of integers, or a point is out of range,
+            repeated, or none is given.
     """
     if num_stages < 2:
         raise ValueError(
@@ -51,15 +53,16 @@ def make_path_plan(num_stages: int, switch_points: Sequence[int] | None = None) 
     if switch_points is None:
         points = list(range(1, num_stages))
     else:
-        points = sorted(int(p) for p in switch_points)
+        given = _stage_indices(switch_points)
+        points = sorted(given)
         bad = [p for p in points if not 1 <= p < num_stages]
         if bad:
             raise ValueError(
-                f"switch_points {list(switch_points)} has {bad} outside 1..{num_stages - 1}: a "
+                f"switch_points {given} has {bad} outside 1..{num_stages - 1}: a "
                 f"switch point k switches network before stage k of the {num_stages} stages"
             )
         if len(set(points)) != len(points):
-            raise ValueError(f"switch_points {list(switch_points)} repeats an index")
+            raise ValueError(f"switch_points {given} repeats an index")
         if not points:
             raise ValueError(
                 "switch_points is empty: path 1 would equal the student path. Give at least "
@@ -74,3 +77,20 @@ def make_path_plan(num_stages: int, switch_points: Sequence[int] | None = None) 
     student_first = "".join(letters)
     teacher_first = student_first.translate(str.maketrans("ST", "TS"))
     return PathPlan(STUDENT * num_stages, student_first, teacher_first)
+
+
+def _stage_indices(switch_points: object) -> list[int]:
+    # int() would accept 1.7 (as 1), True (as 1) and "2"; a switch point is a stage index, so
+    # anything but an integer is a config mistake worth naming.
+    if isinstance(switch_points, (str, bytes)) or not isinstance(switch_points, Iterable):
+        raise ValueError(
+            f"switch_points must be a list of stage indices such as [1, 3], got "
+            f"{switch_points!r}; leave it unset (None) to switch at every stage boundary"
+        )
+    points = list(switch_points)
+    wrong = [p for p in points if isinstance(p, bool) or not isinstance(p, numbers.Integral)]
+    if wrong:
+        raise ValueError(
+            f"switch_points {points} holds {wrong}, which are not integer stage indices"
+        )
+    return [int(p) for p in points]

@@ -24,9 +24,17 @@ class StudentResult:
     rows: list[dict] = field(repr=False)
 
 
+def _refuse_existing(out: Path, overwrite: bool) -> None:
+    # Checked before training as well as by save_atomically: minutes of training must not
+    # end in "file exists".
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+
+
 def train_teacher(arch: str, num_classes: int, train_set: Dataset, test_set: Dataset,
                   cfg: TrainConfig, out: Path, overwrite: bool = False) -> float:
     """Trains a plain classifier (the teacher) and saves its state dict; returns accuracy."""
+    _refuse_existing(out, overwrite)
     torch.manual_seed(cfg.seed)
     model = build_classifier(arch, num_classes)
     ce = torch.nn.functional.cross_entropy
@@ -42,6 +50,8 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
                   teacher_prefix: str = "", fixed_alpha: float = 1.0,
                   switch_points=None, overwrite: bool = False) -> StudentResult:
     """Trains one student in ``mode``; writes its log CSV and exported plain weights."""
+    name = mode if mode != "fixed" else f"fixed{fixed_alpha:g}"
+    _refuse_existing(work_dir / f"student_{name}.pth", overwrite)
     torch.manual_seed(cfg.seed)  # every mode starts from the same student initialisation
     student, student_head = staged_classifier(student_arch, num_classes)
     teacher = teacher_head = None
@@ -56,7 +66,6 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
     rows = fit(model, model.training_step, train_set, cfg, test_set=test_set)
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, test_set)
-    name = mode if mode != "fixed" else f"fixed{fixed_alpha:g}"
     write_csv(rows, work_dir / f"student_{name}.csv")
     save_atomically(model.student_state_dict(), work_dir / f"student_{name}.pth",
                     overwrite=overwrite)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..core import save_atomically
+from ..core import NonFiniteLossError, save_atomically
 
 
 @dataclass
@@ -45,6 +45,10 @@ def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
     Each row holds the epoch, step, learning rate and every value ``step_fn`` logs (for the
     hybrid modes: hkt_alpha, hkt_L1, hkt_L2, hkt_L3), written as CSV to ``log_path``. With a
     ``test_set`` the test accuracy is added to the last row of every epoch.
+
+    Raises:
+        NonFiniteLossError: a path loss became NaN/inf (the core LossBalancer's policy); the
+            message names the epoch and step, and that step was not applied.
     """
     generator = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
@@ -61,7 +65,11 @@ def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
             lr = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / total_steps))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, logs = step_fn(x, y)
+            try:
+                loss, logs = step_fn(x, y)
+            except NonFiniteLossError as err:
+                # Raised before backward: the weights are those of the last good step.
+                raise NonFiniteLossError(f"epoch {epoch}, step {step}: {err}") from err
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -10,6 +10,7 @@ adapters and ``transfer_loss.*`` FitNet's regressors; export keeps only the firs
 """
 from __future__ import annotations
 
+import difflib
 from typing import Sequence
 
 import torch
@@ -43,17 +44,24 @@ class HybridBackbone(BaseModule):
             HybridEncoderDecoder fills it from its data_preprocessor.
         fitnet: kwargs of core.FitNetLoss (stages, weight).
         at: kwargs of core.AttentionTransferLoss (stages, beta, p).
+        checkpoint_teacher: recompute the teacher stages that run with autograd during
+            backward instead of keeping their activations (less memory, one more teacher
+            forward; identical losses and gradients).
         init_cfg: must be None: the student's own config carries its init.
     """
 
     def __init__(self, student: dict, teacher: dict | None = None, transfer: str = "hybrid",
                  switch_points: Sequence[int] | None = None, stage_groups: dict | None = None,
                  student_input: dict | None = None, fitnet: dict | None = None,
-                 at: dict | None = None, init_cfg: dict | None = None) -> None:
+                 at: dict | None = None, checkpoint_teacher: bool = False,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=None)
         if init_cfg is not None:
             raise ValueError("HybridBackbone: put init_cfg/pretrained into `student` (and "
                              "`teacher.checkpoint`), not on HybridBackbone itself.")
+        if not isinstance(checkpoint_teacher, bool):
+            raise ValueError("HybridBackbone: checkpoint_teacher must be True or False, got "
+                             f"{checkpoint_teacher!r}.")
         if transfer not in TRANSFER_MODES:
             raise ValueError(f"HybridBackbone: transfer={transfer!r} must be one of "
                              f"{TRANSFER_MODES}.")
@@ -63,6 +71,13 @@ class HybridBackbone(BaseModule):
         if transfer != "none" and teacher is None:
             raise ValueError(f"HybridBackbone: transfer={transfer!r} needs a `teacher` spec; "
                              "use transfer='none' to train the student alone.")
+        kind = student["type"]
+        if isinstance(kind, str) and MODELS.get(kind) is None:
+            close = difflib.get_close_matches(kind, list(MODELS.module_dict), n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"HybridBackbone: student.type={kind!r} is not a registered mmseg "
+                             f"backbone.{hint} Custom backbones must be imported first "
+                             "(custom_imports).")
         self.transfer = transfer
         plain = MODELS.build(student)
         self.out_indices = tuple(getattr(plain, "out_indices", ()))
@@ -80,7 +95,7 @@ class HybridBackbone(BaseModule):
         self.engine = HybridForward(
             staged, teacher_staged, switch_points=switch_points, out_indices=out_indices,
             student_input=convention, teacher_input=teacher_input,
-            hybrid_paths=transfer == "hybrid")
+            hybrid_paths=transfer == "hybrid", checkpoint_teacher=checkpoint_teacher)
         s_ch = [s.channels for s in staged.stage_specs]
         t_ch = [s.channels for s in teacher_staged.stage_specs]
         if transfer == "fitnet":

@@ -1,7 +1,8 @@
 """Student-only export: the checkpoint and config of the plain mmseg student, no hybridkt inside.
 
-``export_student_checkpoint`` keeps ``backbone.engine.student.model.*`` as ``backbone.*``,
-keeps the heads (and neck) unchanged and drops the teacher, adapters and FitNet regressors.
+``export_student_checkpoint`` (``check_export_target``, ``student_checkpoint``, then an atomic
+save) keeps ``backbone.engine.student.model.*`` as ``backbone.*``, keeps the heads (and neck)
+unchanged and drops the teacher, adapters and FitNet regressors.
 ``plain_student_config`` turns the hybrid config into the student's plain mmseg config.
 """
 from __future__ import annotations
@@ -11,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from mmengine.config import Config
 
 from hybridkt_ext.core import export_student_state_dict, save_atomically
+from hybridkt_ext.core.checkpoint import load_checkpoint_file
 
 HYBRID_STUDENT_PREFIX = "backbone.engine.student.model."
 HYBRID_ONLY_PREFIXES = ("backbone.engine.", "backbone.transfer_loss.")
@@ -22,35 +23,67 @@ _PLAIN_DATASETS = {"SyntheticCityscapesDataset": "CityscapesDataset"}
 _ADAPTER_MODULE = "hybridkt_ext"
 
 
-def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                              overwrite: bool = False) -> Path:
-    """Writes the student-only checkpoint (mmengine format: ``meta`` + ``state_dict``).
-
-    Args:
-        checkpoint: a checkpoint written by the Runner for a HybridEncoderDecoder.
-        out: the file to write (atomically).
-        overwrite: replace ``out`` if it exists.
+def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                        overwrite: bool = False) -> None:
+    """Refuses an existing ``out`` (unless ``overwrite``) and ``out`` being the input file.
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
-        KeyError: the checkpoint holds no hybrid student (not a HybridBackbone model).
+        ValueError: ``out`` is the input checkpoint itself.
     """
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    # weights_only=False: mmengine checkpoints carry message-hub objects; only load files
-    # you trust, as with mmengine's own loader.
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"{out} is the input checkpoint; write the student to another file "
+                         "(the training checkpoint would be lost).")
+
+
+def student_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """Reads a HybridEncoderDecoder training checkpoint and returns the student-only one.
+
+    Returns:
+        ``{"meta": {"exported_from", "iter"}, "state_dict": plain student state dict}``.
+
+    Raises:
+        CheckpointFileError: the checkpoint is missing, empty, corrupt or not a checkpoint.
+        KeyError: the checkpoint holds no hybrid student (not a HybridBackbone model).
+    """
+    # Like mmengine's own loader this may unpickle objects (message hub): only load files
+    # you trust.
+    saved = load_checkpoint_file(checkpoint)
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
     if not isinstance(state, dict):
-        raise KeyError(f"{checkpoint} holds no state_dict.")
+        raise KeyError(f"{checkpoint} holds no state_dict (it holds a {type(saved).__name__}).")
     try:
         plain = export_student_state_dict(state, HYBRID_STUDENT_PREFIX, plain_prefix="backbone.",
                                           drop_prefixes=HYBRID_ONLY_PREFIXES)
     except KeyError as err:
-        raise KeyError(f"{checkpoint} is not a HybridBackbone checkpoint: {err}") from None
+        raise KeyError(f"{checkpoint} is not a HybridBackbone checkpoint: {err.args[0]}") \
+            from None
+    source_meta = saved.get("meta")
     meta = {"exported_from": os.fspath(checkpoint),
-            "iter": (saved.get("meta") or {}).get("iter") if isinstance(saved, dict) else None}
-    return save_atomically({"meta": meta, "state_dict": plain}, out, overwrite=overwrite)
+            "iter": source_meta.get("iter") if isinstance(source_meta, dict) else None}
+    return {"meta": meta, "state_dict": plain}
+
+
+def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
+                              overwrite: bool = False) -> Path:
+    """Writes the student-only checkpoint (mmengine format: ``meta`` + ``state_dict``).
+
+    Every check runs before anything is written, and the file is written atomically (a
+    temporary file renamed into place), so a failure leaves no partial file at ``out``.
+
+    Args:
+        checkpoint: a checkpoint written by the Runner for a HybridEncoderDecoder.
+        out: the file to write.
+        overwrite: replace ``out`` if it exists.
+
+    Raises:
+        FileExistsError, ValueError: see ``check_export_target``.
+        CheckpointFileError, KeyError: see ``student_checkpoint``.
+    """
+    check_export_target(checkpoint, out, overwrite)
+    return save_atomically(student_checkpoint(checkpoint), out, overwrite=overwrite)
 
 
 def _plain_datasets(node: Any) -> Any:

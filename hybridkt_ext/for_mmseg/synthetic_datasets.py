@@ -4,7 +4,8 @@
 our ``GTA5Dataset``; each only adds one step before loading: if ``data_root`` holds no
 complete synthetic dataset, ``generate_synthetic_segmentation`` writes one (seeded,
 atomically). The configs whose names contain ``synthetic`` use them, so a fresh clone trains
-with no download.
+with no download. Both check their files like ``GTA5Dataset`` (``SegmentationFileChecks``):
+a damaged synthetic folder (files deleted after generation) fails while the dataset is built.
 """
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ from mmseg.registry import DATASETS
 
 from hybridkt_ext.datasets.synthetic_segmentation import generate_synthetic_segmentation
 
-from .gta5_dataset import GTA5Dataset
+from .gta5_dataset import GTA5Dataset, SegmentationFileChecks
 
 _GENERATOR_KEYS = ("style", "num_train", "num_val", "size", "seed")
+_REGENERATE = "; delete data_root to regenerate a damaged synthetic dataset"
+CITYSCAPES_LAYOUT = ("<data_root>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png and "
+                     "<data_root>/gtFine/<split>/<city>/<name>_gtFine_labelTrainIds.png")
+CITYSCAPES_LABEL_FIX = (
+    "Cityscapes-layout labels must be train ids (*_gtFine_labelTrainIds.png, written by "
+    "cityscapesscripts' createTrainIdLabelImgs), not label ids (*_gtFine_labelIds.png, 0-33); "
+    "check seg_map_suffix.")
 
 
 def _ensure(data_root: str, layout: str, synthetic: dict | None) -> None:
@@ -30,13 +38,20 @@ def _ensure(data_root: str, layout: str, synthetic: dict | None) -> None:
 
 
 @DATASETS.register_module()
-class SyntheticCityscapesDataset(CityscapesDataset):
+class SyntheticCityscapesDataset(SegmentationFileChecks, CityscapesDataset):
     """CityscapesDataset over generated data (see module doc).
+
+    Label values outside the 19 train ids (and not 255) raise ``ValueError`` when the
+    sample is loaded, naming the file.
 
     Args:
         synthetic: generator arguments (style, num_train, num_val, size, seed).
         **kwargs: CityscapesDataset's.
     """
+
+    layout_hint = CITYSCAPES_LAYOUT + _REGENERATE
+    label_fix_hint = CITYSCAPES_LABEL_FIX
+    out_of_range_labels = "error"
 
     def __init__(self, synthetic: dict | None = None, **kwargs) -> None:
         _ensure(kwargs.get("data_root", ""), "cityscapes", synthetic)
@@ -51,6 +66,8 @@ class SyntheticGTA5Dataset(GTA5Dataset):
         synthetic: generator arguments (style, num_train, num_val, size, seed).
         **kwargs: GTA5Dataset's.
     """
+
+    layout_hint = GTA5Dataset.layout_hint + _REGENERATE
 
     def __init__(self, synthetic: dict | None = None, **kwargs) -> None:
         _ensure(kwargs.get("data_root", ""), "gta5", synthetic)

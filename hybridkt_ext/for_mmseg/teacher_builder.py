@@ -15,8 +15,11 @@ The teacher spec is the backbone dict plus loading keys::
 from __future__ import annotations
 
 import copy
+import difflib
+import os
+import re
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from mmseg.registry import MODELS
 from torch import nn
@@ -40,10 +43,46 @@ def _resolve_remap(remap: Any) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"teacher.remap={remap!r} is not a preset; use one of "
                              f"{sorted(REMAP_PRESETS)} or a list of (pattern, replacement).")
         return REMAP_PRESETS[remap]
-    pairs = tuple(tuple(p) for p in remap)
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"teacher.remap must hold (pattern, replacement) pairs, got {remap!r}.")
+    try:
+        pairs = tuple(tuple(p) for p in remap)
+    except TypeError:
+        pairs = ((),)
+    if any(len(p) != 2 or not all(isinstance(x, str) for x in p) for p in pairs):
+        raise ValueError(f"teacher.remap must hold (pattern, replacement) string pairs or "
+                         f"name a preset {sorted(REMAP_PRESETS)}, got {remap!r}.")
     return pairs  # type: ignore[return-value]
+
+
+def _did_you_mean(name: str, choices: Iterable[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(prefix + c) for c in close)}?" if close else ""
+
+
+def _torchvision_model(cfg: dict) -> nn.Module:
+    import torchvision
+
+    name = cfg["type"][len(TORCHVISION_PREFIX):]
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise ValueError(
+            f"teacher.type={cfg['type']!r}: torchvision has no classification model "
+            f"{name!r}.{_did_you_mean(name, known, TORCHVISION_PREFIX)} See "
+            "torchvision.models.list_models() for the names.")
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    try:
+        # weights=None: no download; the teacher's weights come from `checkpoint`.
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+    except TypeError as err:
+        raise ValueError(_constructor_error(cfg["type"], err)) from err
+
+
+def _constructor_error(kind: str, err: Exception) -> str:
+    # Python names the offending keyword; a near-miss of a loading key is the likely cause.
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+    close = difflib.get_close_matches(found.group(1), _LOAD_KEYS, n=1) if found else []
+    hint = f" Did you mean teacher.{close[0]}?" if close else ""
+    return (f"teacher: building {kind} failed: {err}.{hint} Every teacher key except "
+            f"{list(_LOAD_KEYS)} is passed to the {kind} constructor.")
 
 
 def _build_model(cfg: dict) -> nn.Module:
@@ -52,19 +91,42 @@ def _build_model(cfg: dict) -> nn.Module:
         raise ValueError("teacher.type must name an mmseg backbone (e.g. 'ResNetV1c') or a "
                          f"torchvision model (e.g. 'torchvision.resnet50'), got {kind!r}.")
     if kind.startswith(TORCHVISION_PREFIX):
-        import torchvision
-
-        kwargs = {k: v for k, v in cfg.items() if k != "type"}
-        # weights=None: no download; the teacher's weights come from `checkpoint`.
-        return torchvision.models.get_model(kind[len(TORCHVISION_PREFIX):], weights=None,
-                                            **kwargs)
+        return _torchvision_model(cfg)
+    if MODELS.get(kind) is None:
+        raise ValueError(
+            f"teacher.type={kind!r} is neither a registered mmseg backbone nor "
+            f"'torchvision.<name>'.{_did_you_mean(kind, MODELS.module_dict)} Custom "
+            "backbones must be imported first (custom_imports).")
     cfg = dict(cfg)
     if cfg.get("pretrained") or cfg.get("init_cfg"):
         raise ValueError("teacher: set `checkpoint` (loaded by hybridkt) instead of "
                          "`pretrained`/`init_cfg`, which mmengine would apply at init_weights.")
     cfg.pop("pretrained", None)
     cfg.pop("init_cfg", None)
-    return MODELS.build(cfg)
+    try:
+        return MODELS.build(cfg)
+    except TypeError as err:
+        raise ValueError(_constructor_error(kind, err)) from err
+
+
+def _flag(load: dict, key: str, default: bool) -> bool:
+    # bool("False") is True: a quoted flag would silently, e.g., keep a random teacher.
+    value = load.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"teacher.{key} must be True or False, got {value!r}.")
+    return value
+
+
+def _input_convention(value: Any) -> InputConvention | None:
+    if value is None or isinstance(value, InputConvention):
+        return value
+    try:
+        return InputConvention(**dict(value))
+    except TypeError as err:  # unknown or missing keys, or not a mapping
+        raise ValueError(f"teacher.input must be dict(mean=(..3 values), std=(..3 values), "
+                         f"channel_order='RGB'|'BGR'), got {value!r} ({err}).") from err
+    except ValueError as err:
+        raise ValueError(f"teacher.input: {err}") from err
 
 
 def _stage_keys(staged: StagedBackbone) -> set[str]:
@@ -88,20 +150,32 @@ def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
     The teacher is not yet frozen here; HybridForward freezes it.
 
     Raises:
-        ValueError: the spec is malformed, or no checkpoint is given without
-            ``allow_random_init=True``.
-        TeacherCheckpointError: the checkpoint is missing or does not fit the teacher.
+        ValueError: the spec is malformed (unknown type with close names suggested, a
+            non-boolean flag, a bad ``input`` or ``remap``), or no checkpoint is given
+            without ``allow_random_init=True``.
+        TeacherCheckpointError: the checkpoint is missing, empty, corrupt, not a
+            checkpoint, or does not fit the teacher (wrong prefix, missing stage weights).
     """
     if not isinstance(spec, dict):
         raise ValueError(f"teacher must be a dict (backbone config + checkpoint), got {spec!r}.")
     spec = copy.deepcopy(dict(spec))
     load = {k: spec.pop(k) for k in _LOAD_KEYS if k in spec}
     checkpoint = load.get("checkpoint")
-    if checkpoint is None and not load.get("allow_random_init", False):
+    allow_random_init = _flag(load, "allow_random_init", False)
+    strict = _flag(load, "strict", True)
+    prefix = load.get("prefix", "")
+    if not isinstance(prefix, str):
+        raise ValueError(f"teacher.prefix must be a string such as 'backbone.', got {prefix!r}.")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(f"teacher.checkpoint must be a file path, got {checkpoint!r}.")
+    if checkpoint is None and not allow_random_init:
         raise ValueError(
             "teacher.checkpoint is None: a hybrid-forward teacher must be well trained. Pass "
             "its checkpoint path (mmseg, detectron2 or torchvision file); only tests and "
             "smoke runs may set teacher.allow_random_init=True instead.")
+    # Everything that needs no model is checked first, so a typo fails in milliseconds.
+    remap = _resolve_remap(load.get("remap", ()))
+    convention = _input_convention(load.get("input"))
     model = _build_model(spec)
     staged = split_backbone(model) if spec["type"].startswith(TORCHVISION_PREFIX) \
         else split_mmseg_backbone(model)
@@ -109,11 +183,7 @@ def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
         warnings.warn("the teacher keeps its random initialisation (allow_random_init=True): "
                       "fine for tests, meaningless for knowledge transfer.", stacklevel=2)
     else:
-        _load(staged, str(checkpoint), str(load.get("prefix", "")),
-              _resolve_remap(load.get("remap", ())), bool(load.get("strict", True)))
-    convention = load.get("input")
-    if convention is not None and not isinstance(convention, InputConvention):
-        convention = InputConvention(**dict(convention))
+        _load(staged, os.fspath(checkpoint), prefix, remap, strict)
     return staged, convention
 
 

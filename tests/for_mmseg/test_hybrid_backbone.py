@@ -139,3 +139,25 @@ def test_teacher_loads_from_an_mmseg_checkpoint(tmp_path):
     loaded = hybrid.teacher.model.state_dict()
     assert all(torch.equal(v, loaded[k]) for k, v in source.state_dict().items())
     assert not any(p.requires_grad for p in hybrid.teacher.parameters())
+
+
+def test_checkpoint_teacher_switch_gives_identical_paths_and_gradients():
+    torch.manual_seed(0)
+    plain = build(teacher=teacher())
+    recomputing = build(teacher=teacher(), checkpoint_teacher=True)
+    recomputing.load_state_dict(plain.state_dict())
+    assert recomputing.engine.checkpoint_teacher and not plain.engine.checkpoint_teacher
+    grads = []
+    for model in (plain, recomputing):
+        model.train()
+        paths = model.forward_hybrid(X)
+        loss = sum(f.square().mean() for path in (paths.student_first, paths.teacher_first,
+                                                  paths.student) for f in path)
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
+    with pytest.raises(ValueError, match="checkpoint_teacher must be True or False"):
+        build(teacher=teacher(), checkpoint_teacher="yes")
