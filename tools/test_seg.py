@@ -2,7 +2,9 @@
 """Test (and evaluate) a segmentor checkpoint with mmseg's IoUMetric (mmseg's tools/test.py CLI).
 
 A hybrid config evaluates the student path only; an exported student checkpoint is tested
-with the student's plain config (see tools/export_seg_student.py --plain-config).
+with the student's plain config (see tools/export_seg_student.py --plain-config). A hybrid
+checkpoint holds no teacher (HybridKTHook rebuilds it from the config's teacher file); a
+different teacher file only logs a warning here, since evaluation never runs the teacher.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
+from hybridkt_ext.for_mmseg.cpu_distributed import prepare_cpu_distributed  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out is not None:
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
+    prepare_cpu_distributed(cfg)
     metrics = Runner.from_cfg(cfg).test()
     print(metrics)
     return metrics

@@ -5,8 +5,14 @@ Examples:
   python tools/train_seg.py \
       configs/mmseg/deeplabv3_r18w8-d8_hybrid-r18w16-d8_1xb4-400_synthetic-cityscapes-64x128.py \
       --cfg-options train_cfg.max_iters=4
-  bash: python -m torch.distributed.run --nproc_per_node=4 tools/train_seg.py CONFIG \
-      --launcher pytorch
+  torchrun --nproc_per_node=4 tools/train_seg.py CONFIG --launcher pytorch
+  (without CUDA: one process per core with gloo, env_cfg.dist_cfg.backend='gloo')
+  python tools/train_seg.py CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
+
+Resuming restores the model, optimiser, schedule, message hub and data order; the teacher
+is rebuilt from its own file and must be the one the checkpoint was trained with (see
+hybridkt_ext/for_mmseg/hybrid_kt_hook.py). Dropout masks after a resume differ from those of
+an uninterrupted run (mmengine re-seeds rather than restores torch's generator).
 """
 from __future__ import annotations
 
@@ -23,7 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 # testing would fail. Restore the old default for this process; load only trusted files.
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
+from hybridkt_ext.core import CheckpointFileError, NonFiniteLossError  # noqa: E402
+from hybridkt_ext.core.stage_alignment import StageMismatchError  # noqa: E402
+from hybridkt_ext.for_mmseg import (  # noqa: E402  (registers HybridBackbone & co.)
+    TeacherMismatchError, prepare_cpu_distributed)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -74,10 +83,20 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+# Problems with the user's files or data, whose messages already name the cause and the fix:
+# one line on stderr instead of a traceback through mmengine.
+USER_ERRORS = (CheckpointFileError, FileNotFoundError, NonFiniteLossError, StageMismatchError,
+               TeacherMismatchError)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = build_config(parse_args(argv))
-    runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-    runner.train()
+    try:
+        prepare_cpu_distributed(cfg)
+        runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+        runner.train()
+    except USER_ERRORS as err:
+        sys.exit(f"train_seg: {type(err).__name__}: {err}")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ except ImportError as _err:  # one clear line instead of a traceback deep inside
         f"tools/setup_env.sh). Import failed with: {_err}"
     ) from None
 
+from .cpu_distributed import prepare_cpu_distributed
 from .gta5_dataset import GTA5Dataset
 from .hybrid_backbone import TRANSFER_MODES, HybridBackbone
 from .hybrid_encoder_decoder import HybridEncoderDecoder
-from .hybrid_kt_hook import HybridKTHook
+from .hybrid_kt_hook import HybridKTHook, TeacherMismatchError, teacher_fingerprint
 from .mmseg_splitter import AttributeChain, split_mmseg_backbone, split_mmseg_resnet
 from .student_export import export_student_checkpoint, plain_student_config
 from .synthetic_datasets import SyntheticCityscapesDataset, SyntheticGTA5Dataset
@@ -28,7 +29,8 @@ from .vgg16 import VGG16
 
 __all__ = [
     "AttributeChain", "GTA5Dataset", "HybridBackbone", "HybridEncoderDecoder", "HybridKTHook",
-    "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES", "VGG16",
-    "build_teacher", "export_student_checkpoint", "plain_student_config",
-    "split_mmseg_backbone", "split_mmseg_resnet",
+    "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES",
+    "TeacherMismatchError", "VGG16", "build_teacher", "export_student_checkpoint",
+    "plain_student_config", "prepare_cpu_distributed", "split_mmseg_backbone",
+    "split_mmseg_resnet", "teacher_fingerprint",
 ]

@@ -6,6 +6,13 @@ student). The core's LossBalancer combines them. Only the balanced total carries
 key (mmengine's ``parse_losses`` sums exactly those keys); alpha, L1-L3 and the student path's
 accuracies are returned under keys without it, so they are logged but never summed.
 Prediction, validation and ``_forward`` are EncoderDecoder's, on the student path alone.
+
+Distributed training (DDP, one process per GPU or, with gloo, per CPU core): alpha comes from
+the path losses averaged over ranks (core.LossBalancer), so it is bit-identical on every rank
+and the same as one process with the whole batch; the logged hkt_L1..hkt_L3, like every loss
+mmengine logs, are the logging rank's own (rank 0), so in a multi-process log alpha is not
+exactly 2*L3/(L1+L2) of the row. The frozen teacher has no trainable parameters and every
+adapter is on some path, so DDP needs no find_unused_parameters.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import copy
 from typing import Sequence
 
 import torch
+from mmengine.logging import MessageHub
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -68,6 +76,11 @@ class HybridEncoderDecoder(EncoderDecoder):
         if mode not in ("dynamic", "fixed"):
             raise ValueError(f"HybridEncoderDecoder: balance.mode={mode!r} must be 'dynamic' or "
                              "'fixed'; for student-only training set backbone.transfer='none'.")
+        unknown = set(balance) - {"fixed_alpha", "sync_across_ranks"}
+        if unknown:
+            raise ValueError(f"HybridEncoderDecoder: model.balance has unknown keys "
+                             f"{sorted(unknown)}; allowed: mode, fixed_alpha, sync_across_ranks "
+                             "(e.g. balance=dict(mode='fixed', fixed_alpha=0.5)).")
         uses_paths = self.backbone.transfer == "hybrid"
         self.balancer = LossBalancer(mode if uses_paths else "student_only", **balance)
         heads = [m for m in (getattr(self, "neck", None), self.decode_head,
@@ -129,7 +142,9 @@ class HybridEncoderDecoder(EncoderDecoder):
             l3 = l3 + transfer_loss  # the baselines add their mimic loss to the task loss
         else:
             l3, accuracies = self._path_losses(self.backbone(inputs), data_samples)
-        balanced = self.balancer(l1, l2, l3)
+        # The iteration names the step if a path loss is non-finite (LossBalancer raises).
+        step = MessageHub.get_current_instance().get_info("iter")
+        balanced = self.balancer(l1, l2, l3, step=step)
         out = {TOTAL_KEY: balanced.total}
         out.update(balanced.log_values())
         out.update({k: v.detach() if isinstance(v, torch.Tensor) else v

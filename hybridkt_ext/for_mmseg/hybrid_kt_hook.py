@@ -1,36 +1,91 @@
-"""``HybridKTHook``: pre-training checks and teacher integrity for hybrid-forward runs.
+"""``HybridKTHook``: the frozen teacher's checks, and the teacher's place in checkpoints.
 
 alpha, L1, L2 and L3 reach the MessageHub through the loss dict (mmengine's RuntimeInfoHook
 stores every ``log_vars`` entry as ``train/<key>``), so LoggerHook, ``vis_data/scalars.json``
 and TensorBoard show them at every logging interval with no extra code. This hook does what
-the loss dict cannot: fail before the first step if the teacher is not frozen, and verify
-after training that the teacher's weights and running statistics are unchanged.
+the loss dict cannot: fail before the first step if the teacher is not frozen, verify after
+training that the teacher's weights and running statistics are unchanged, and keep the
+teacher out of checkpoints.
+
+Checkpoints do not carry the teacher. Its weights are the config's teacher file, loaded when
+the model is built; storing them again in every checkpoint would double-book them (a
+ResNet-101 teacher adds ~170 MB per file) and, on resume, let mmengine silently overwrite the
+teacher loaded from the file with the checkpoint's copy. So ``before_save_checkpoint`` drops
+the teacher's tensors and records their SHA-256 fingerprint (and the file's path) under
+``meta['hybridkt']``; ``after_load_checkpoint`` compares that fingerprint with the teacher just
+built from its file and refuses to resume when they differ (``TeacherMismatchError``), then
+fills the checkpoint's state dict with the built teacher so mmengine's load is complete and
+never replaces it. A checkpoint written without this hook still holds the teacher: its
+tensors are fingerprinted and checked the same way. A missing teacher file already fails
+while the model is built (``TeacherCheckpointError`` from the teacher builder).
 """
 from __future__ import annotations
+
+import hashlib
+from typing import Mapping
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+from torch import nn
 
 from hybridkt_ext.core import TeacherNotFrozenError, assert_teacher_frozen
 
 from .hybrid_backbone import HybridBackbone
 
+META_KEY = "hybridkt"  # checkpoint['meta'][META_KEY]: which teacher the checkpoint was trained with
 
-def _fingerprint(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().double().sum().cpu() for k, v in module.state_dict().items()}
+
+class TeacherMismatchError(RuntimeError):
+    """The teacher built from the config is not the one a resumed checkpoint was trained with."""
+
+
+def tensor_digests(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """SHA-256 of every tensor (dtype, shape and bytes), keyed like ``state``."""
+    digests = {}
+    for key, tensor in state.items():
+        t = tensor.detach().cpu().contiguous()
+        h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        digests[key] = h.hexdigest()
+    return digests
+
+
+def teacher_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """One SHA-256 over a state dict's keys and tensors: equal iff the weights are bit-equal."""
+    h = hashlib.sha256()
+    for key, digest in sorted(tensor_digests(state).items()):
+        h.update(f"{key}:{digest}\n".encode())
+    return h.hexdigest()
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def _teacher_prefix(model: nn.Module, backbone: HybridBackbone) -> str:
+    """The teacher's key prefix in ``model``'s state dict, e.g. 'backbone.engine.teacher.'."""
+    name = next(n for n, m in model.named_modules() if m is backbone.teacher)
+    return f"{name}." if name else ""
+
+
+def _teacher_source(runner) -> str | None:
+    """The teacher file named by the config (for messages), if the config says."""
+    cfg = getattr(runner, "cfg", None) or {}
+    teacher = ((cfg.get("model") or {}).get("backbone") or {}).get("teacher") or {}
+    return teacher.get("checkpoint") if isinstance(teacher, Mapping) else None
 
 
 @HOOKS.register_module()
 class HybridKTHook(Hook):
-    """Checks the frozen teacher before training and its integrity after.
+    """Checks the frozen teacher, and keeps it out of checkpoints (see module doc).
 
     Args:
         require_hybrid: fail if the model has no HybridBackbone (catches a config whose
             backbone override did not apply).
-        verify_teacher_unchanged: compare per-tensor sums of the teacher's state dict after
-            training with those before it.
+        verify_teacher_unchanged: compare the teacher's tensors (SHA-256 each) after training
+            with those before it.
     """
 
     priority = "VERY_HIGH"
@@ -41,14 +96,12 @@ class HybridKTHook(Hook):
                              "True or False.")
         self.require_hybrid = require_hybrid
         self.verify_teacher_unchanged = verify_teacher_unchanged
-        self._before: dict[str, torch.Tensor] = {}
+        self._before: dict[str, str] = {}
 
     @staticmethod
-    def find_backbone(model: torch.nn.Module) -> HybridBackbone | None:
+    def find_backbone(model: nn.Module) -> HybridBackbone | None:
         """The HybridBackbone of ``model`` (DDP and other mmengine wrappers unwrapped)."""
-        if is_model_wrapper(model):
-            model = model.module
-        return next((m for m in model.modules() if isinstance(m, HybridBackbone)), None)
+        return next((m for m in _unwrap(model).modules() if isinstance(m, HybridBackbone)), None)
 
     def before_train(self, runner) -> None:
         backbone = self.find_backbone(runner.model)
@@ -65,7 +118,7 @@ class HybridKTHook(Hook):
         except TeacherNotFrozenError as err:
             raise TeacherNotFrozenError(f"HybridKTHook, before training: {err}") from err
         if self.verify_teacher_unchanged:
-            self._before = _fingerprint(backbone.teacher)
+            self._before = tensor_digests(backbone.teacher.state_dict())
         runner.logger.info(
             f"HybridKTHook: transfer={backbone.transfer}, teacher "
             f"{type(backbone.teacher.model).__name__} frozen, stages "
@@ -76,9 +129,72 @@ class HybridKTHook(Hook):
         backbone = self.find_backbone(runner.model)
         if backbone is None or backbone.teacher is None or not self._before:
             return
-        after = _fingerprint(backbone.teacher)
-        changed = [k for k, v in after.items() if not torch.equal(v, self._before.get(k, v))]
+        after = tensor_digests(backbone.teacher.state_dict())
+        changed = [k for k, v in after.items() if v != self._before.get(k, v)]
         if changed:
             raise RuntimeError(f"HybridKTHook: the teacher changed during training: {changed[:5]}"
                                f"{' ...' if len(changed) > 5 else ''}. Something trained or "
                                "re-initialised it; its weights are the transferred knowledge.")
+
+    def _teacher_in(self, runner, checkpoint: dict) -> tuple[dict, str, dict] | None:
+        """(checkpoint state dict, the teacher's key prefix in it, the built teacher's state),
+        or None when the model has no teacher or the checkpoint no state dict."""
+        model = _unwrap(runner.model)
+        backbone = self.find_backbone(model)
+        state = checkpoint.get("state_dict")
+        if backbone is None or backbone.teacher is None or not isinstance(state, dict):
+            return None
+        return state, _teacher_prefix(model, backbone), backbone.teacher.state_dict()
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Drops the teacher's tensors; records their fingerprint and file in the meta."""
+        found = self._teacher_in(runner, checkpoint)
+        if found is None:
+            return
+        state, prefix, teacher_state = found
+        for key in teacher_state:
+            state.pop(prefix + key, None)
+        checkpoint.setdefault("meta", {})[META_KEY] = dict(
+            teacher_sha256=teacher_fingerprint(teacher_state),
+            teacher_checkpoint=_teacher_source(runner),
+            teacher_tensors=len(teacher_state),
+            teacher_in_checkpoint=False)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Checks the built teacher against the checkpoint's; puts it in the state dict."""
+        found = self._teacher_in(runner, checkpoint)
+        if found is None:
+            return
+        state, prefix, teacher_state = found
+        record = dict((checkpoint.get("meta") or {}).get(META_KEY) or {})
+        stored = {k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)}
+        trained_with = record.get("teacher_sha256")
+        if trained_with is None and stored:  # written without this hook: the teacher is inside
+            trained_with = teacher_fingerprint(stored)
+            record["teacher_checkpoint"] = "the checkpoint itself"
+        if trained_with is not None:
+            built = teacher_fingerprint(teacher_state)
+            if built != trained_with:
+                self._report_mismatch(runner, record, trained_with, built)
+        # The teacher always comes from its own file: the load below must not replace it.
+        state.update({prefix + k: v.detach().clone() for k, v in teacher_state.items()})
+
+    @staticmethod
+    def _report_mismatch(runner, record: dict, trained_with: str, built: str) -> None:
+        message = (
+            f"HybridKTHook: the teacher built from {_teacher_source(runner)!r} (sha256 "
+            f"{built[:16]}) is not the teacher this checkpoint was trained with (sha256 "
+            f"{trained_with[:16]}, from {record.get('teacher_checkpoint')!r}). The student and "
+            "the adapters were fitted to that teacher's features.")
+        # Resuming continues the same run (optimiser, schedule, adapters): a different teacher
+        # would silently make it another experiment. Loading (load_from: fine-tuning, testing)
+        # is a fresh start where another teacher may be intended; evaluation uses the student
+        # path only. mmengine 0.10.7 keeps "resuming" only in Runner._resume; a runner without
+        # it is treated as resuming, the strict case.
+        if getattr(runner, "_resume", True):
+            raise TeacherMismatchError(
+                message + " Restore the original teacher file at "
+                "model.backbone.teacher.checkpoint to resume; to start from these weights with "
+                "another teacher on purpose, train with load_from=<checkpoint> instead of "
+                "--resume (fresh optimiser and schedule).")
+        runner.logger.warning(message + " Continuing with the teacher built from the config.")

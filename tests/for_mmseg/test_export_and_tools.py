@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -57,7 +58,7 @@ def test_export_round_trip_gives_identical_logits(tmp_path, data_dirs, teacher_c
     assert torch.equal(torch.load(tmp_path / "plain.pt"), expected)
 
 
-def test_train_seg_writes_alpha_to_scalars(tmp_path, data_dirs):
+def test_train_seg_writes_alpha_to_scalars_and_test_seg_evaluates_it(tmp_path, data_dirs):
     options = [f"{k}={v}" for k, v in data_options(data_dirs["cityscapes"]).items()]
     done = _run([str(REPO / "tools" / "train_seg.py"), str(HYBRID_CONFIG),
                  "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_iters=4",
@@ -66,3 +67,26 @@ def test_train_seg_writes_alpha_to_scalars(tmp_path, data_dirs):
     scalars = next(tmp_path.glob("*/vis_data/scalars.json")).read_text().splitlines()
     rows = [json.loads(r) for r in scalars]
     assert any("hkt_alpha" in r and "hkt_L1" in r for r in rows)
+
+    done = _run([str(REPO / "tools" / "test_seg.py"), str(HYBRID_CONFIG),
+                 str(tmp_path / "iter_4.pth"), "--work-dir", str(tmp_path / "test"),
+                 "--cfg-options", *options])
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The printed metrics dict, e.g. {'aAcc': np.float64(61.2), 'mIoU': ..., 'mAcc': ...}.
+    metrics = dict(re.findall(r"'(\w+)': (?:np\.float\d+\()?([-\d.]+)",
+                              done.stdout.strip().splitlines()[-1]))
+    assert set(metrics) >= {"aAcc", "mIoU", "mAcc"}, done.stdout[-500:]
+    assert 0.0 <= float(metrics["mIoU"]) <= 100.0
+
+
+def test_train_seg_reports_a_missing_teacher_in_one_line(tmp_path, data_dirs):
+    options = [f"{k}={v}" for k, v in data_options(data_dirs["cityscapes"]).items()]
+    done = _run([str(REPO / "tools" / "train_seg.py"), str(HYBRID_CONFIG),
+                 "--work-dir", str(tmp_path), "--cfg-options", "train_cfg.max_iters=4",
+                 f"model.backbone.teacher.checkpoint={tmp_path / 'gone.pth'}",
+                 "model.backbone.teacher.allow_random_init=False", *options])
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_seg: TeacherCheckpointError:") and "gone.pth" in last
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.pth"))
