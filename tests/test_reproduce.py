@@ -1,0 +1,103 @@
+"""The reproduction pipeline (tools/reproduce.py) on a tiny classification run.
+
+Runs the real code path (teachers, students per mode and seed, tables, plots) with 2 epochs
+on 64 training digits (one step per epoch) and two seeds, then checks the outputs hold real
+numbers. No detectron2 or mmseg needed (about 20 s of CPU time).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from hybridkt_ext.reproduction import ResultTable, mean_std
+from hybridkt_ext.reproduction.runner import run_experiments
+
+MODES = ("none", "kd", "hybrid")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out, work = tmp_path_factory.mktemp("out"), tmp_path_factory.mktemp("work")
+    try:
+        summary = run_experiments(["classification"], out, work, seeds=[0, 1], quick=True,
+                                  progress=lambda _: None, epochs=2, teacher_epochs=1,
+                                  train_limit=64, modes=MODES, fixed_alphas=(0.5,),
+                                  batch_size=64)
+    finally:
+        torch.set_num_threads(threads)
+    return out, summary
+
+
+def test_mean_std_is_the_sample_std():
+    assert mean_std([1.0, 2.0, 4.0]) == pytest.approx((7 / 3, statistics.stdev([1, 2, 4])))
+    assert mean_std([3.0]) == (3.0, 0.0)
+
+
+def test_table_markdown_shows_mean_std_and_paper():
+    t = ResultTable("t", "title", ["acc"], paper={"a": {"acc": 70.0}})
+    t.add("a", "acc", 1.0)
+    t.add("a", "acc", 3.0)
+    md = t.to_markdown()
+    assert f"2.00 ± {statistics.stdev([1, 3]):.2f} (n=2)" in md and "| 70 |" in md
+    with pytest.raises(KeyError):
+        t.add("a", "unknown", 1.0)
+
+
+def test_table1_has_every_mode_and_real_numbers(tiny_run):
+    out, summary = tiny_run
+    assert summary["classification"]["seeds"] == [0, 1]
+    data = json.loads((out / "table1_classification.json").read_text())
+    rows = data["summary"]
+    labels = {"none": "no teacher", "kd": "KD", "hybrid": "hybrid forward (dynamic alpha)"}
+    for mode in MODES:
+        cell = rows[labels[mode]]["top-1 (%)"]
+        assert cell["n"] == 2 and len(cell["values"]) == 2
+        assert all(0.0 <= v <= 100.0 for v in cell["values"])
+        assert cell["mean"] == pytest.approx(statistics.mean(cell["values"]))
+        assert cell["std"] == pytest.approx(statistics.stdev(cell["values"]))
+        # the exported plain student scores exactly what the trained student scored
+        assert rows[labels[mode]]["exported plain model (%)"]["values"] == cell["values"]
+    assert rows["teacher resnet18"]["top-1 (%)"]["n"] == 1
+    md = (out / "table1_classification.md").read_text()
+    assert all(label in md for label in labels.values()) and "71.39" in md  # paper column
+
+
+def test_fixed_alpha_and_alpha_tables(tiny_run):
+    out, _ = tiny_run
+    fig9 = json.loads((out / "fig9_fixed_alpha.json").read_text())["summary"]
+    assert set(fig9) == {"dynamic", "fixed 0.5", "no teacher"}
+    alpha = json.loads((out / "fig78_alpha.json").read_text())["summary"]
+    assert set(alpha) == {"far teacher resnet18", "near teacher mobilenet_v1_0.5"}
+    for row in alpha.values():
+        for key in ("alpha first 10% of steps", "alpha last 10% of steps"):
+            assert row[key]["n"] == 2 and all(v > 0 for v in row[key]["values"])
+
+
+def test_plots_are_written(tiny_run):
+    out, summary = tiny_run
+    names = summary["classification"]["plots"]
+    assert set(names) == {"cls_alpha_per_teacher.png", "cls_training_curves.png",
+                          "cls_path_losses.png", "cls_fixed_alpha.png"}
+    for name in names:
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 200_000
+
+
+def test_detection_skips_without_detectron2(monkeypatch, tmp_path):
+    import importlib.util
+
+    from hybridkt_ext.reproduction import detection
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "detectron2" else real(name, *a))
+    summary = run_experiments(["detection"], tmp_path, tmp_path, seeds=[0], quick=True,
+                              progress=lambda _: None)
+    assert "detectron2 is not installed" in summary["detection"]["skipped"]
+    assert detection.detectron2_missing() is not None

@@ -1,0 +1,79 @@
+#!/usr/bin/env python
+"""Reproduce the paper's claims at small scale: tables (mean ± std over seeds) and plots.
+
+Examples:
+  python tools/reproduce.py --quick                          # every experiment, minutes
+  python tools/reproduce.py --experiments classification --seeds 3 --out docs/results
+  python tools/reproduce.py --experiments segmentation --seeds 2 --iters 400
+
+Outputs in --out: <table>.md and <table>.json per table, PNG figures, summary.json (settings,
+seeds, wall time per experiment). Training work directories go to --work-dir.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
+# mmengine 0.10.7 calls torch.load without weights_only, which torch >= 2.6 defaults to True;
+# its own checkpoints (message-hub state) then fail to load. Same setting as tools/test_seg.py.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+from hybridkt_ext.reproduction.runner import EXPERIMENTS, run_experiments  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--experiments", default=",".join(EXPERIMENTS),
+                   help=f"comma-separated subset of {EXPERIMENTS}")
+    p.add_argument("--quick", action="store_true",
+                   help="reduced epochs/iterations: all experiments in minutes on 2 CPU cores")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="number of seeds (0..N-1); default 2 with --quick, 3 otherwise")
+    p.add_argument("--out", type=Path, default=Path("docs/results"),
+                   help="tables (.md, .json), plots (.png) and summary.json")
+    p.add_argument("--work-dir", type=Path, default=Path("work_dirs/reproduce"),
+                   help="checkpoints and training logs")
+    p.add_argument("--epochs", type=int, default=None, help="classification: student epochs")
+    p.add_argument("--teacher-epochs", type=int, default=None,
+                   help="classification: teacher epochs")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="classification: keep only this many training digits")
+    p.add_argument("--iters", type=int, default=None,
+                   help="segmentation/detection: student iterations")
+    p.add_argument("--teacher-iters", type=int, default=None,
+                   help="segmentation: teacher iterations")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared 2-core machine one thread "
+                        "per process is ~3x faster than oversubscribed threads)")
+    args = p.parse_args(argv)
+    args.experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    bad = [e for e in args.experiments if e not in EXPERIMENTS]
+    if bad:
+        p.error(f"--experiments has {bad}; choose from {EXPERIMENTS}")
+    if args.seeds is None:
+        args.seeds = 2 if args.quick else 3
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    run_experiments(args.experiments, args.out, args.work_dir, range(args.seeds), args.quick,
+                    epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                    train_limit=args.train_limit, iters=args.iters,
+                    teacher_iters=args.teacher_iters)
+    print(f"tables and plots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
