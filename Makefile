@@ -1,12 +1,17 @@
 # Two entry points, both installing what they need first (tools/setup_env.sh is idempotent).
 PY := .venv/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-cls test
 
 setup:
 	bash tools/setup_env.sh
 
+# The segmentation demo: GTA5-style teacher, Cityscapes-style student without/with hybrid forward.
 demo: setup
+	$(PY) tools/demo_seg.py
+
+# The classification demo on scikit-learn's digits (the paper's model-gap setting).
+demo-cls: setup
 	$(PY) tools/train_cls.py --demo
 
 test: setup

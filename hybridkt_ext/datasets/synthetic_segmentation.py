@@ -5,7 +5,8 @@ generated datasets that the *real* loaders read unchanged:
 
 * Cityscapes: ``leftImg8bit/{split}/<city>/<name>_leftImg8bit.png`` and
   ``gtFine/{split}/<city>/<name>_gtFine_labelTrainIds.png`` (train ids 0-18, 255 ignore),
-  read by mmseg's own ``CityscapesDataset``.
+  read by mmseg's own ``CityscapesDataset``, and ``<name>_gtFine_labelIds.png`` (label ids, as
+  distributed, from which cityscapesscripts makes the train ids).
 * GTA5: ``images/<name>.png`` and ``labels/<name>.png`` with Cityscapes *label ids* (0-33),
   which the GTA5 dataset maps to train ids; ``{split}.txt`` lists the names of each split.
 
@@ -168,6 +169,9 @@ def _generate(root: Path, layout: str, style: str, num_train: int, num_val: int,
                 _write_png(root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", image)
                 _write_png(root / "gtFine" / split / city / f"{name}_gtFine_labelTrainIds.png",
                            _to_ids(scene, 2))
+                # The label ids as distributed, which cityscapesscripts' own tools read.
+                _write_png(root / "gtFine" / split / city / f"{name}_gtFine_labelIds.png",
+                           _to_ids(scene, 1))
             else:
                 name = f"{split}_{i:05d}"
                 names.append(name)

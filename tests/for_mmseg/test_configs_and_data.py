@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
 
 from hybridkt_ext.datasets.synthetic_segmentation import (  # noqa: E402
-    generate_synthetic_segmentation)
+    CITYSCAPES_ID_TO_TRAINID, generate_synthetic_segmentation)
 
 from .conftest import CONFIGS  # noqa: E402
 
@@ -51,6 +51,11 @@ def test_generator_is_seeded_and_uses_the_real_layouts(tmp_path):
         assert np.array_equal(cv2.imread(str(img)), cv2.imread(str(twin)))
     labels = sorted(a.glob("gtFine/val/*/*_gtFine_labelTrainIds.png"))
     assert len(labels) == 1 and cv2.imread(str(labels[0]), 0).max() <= 18
+    # The distributed label ids sit beside the train ids and map onto them pixel by pixel.
+    label_ids = cv2.imread(str(labels[0]).replace("labelTrainIds", "labelIds"), 0)
+    to_train = np.full(256, 255, dtype=np.uint8)
+    to_train[list(CITYSCAPES_ID_TO_TRAINID)] = list(CITYSCAPES_ID_TO_TRAINID.values())
+    assert np.array_equal(to_train[label_ids], cv2.imread(str(labels[0]), 0))
     g = generate_synthetic_segmentation(tmp_path / "g", "gta5", num_train=2, num_val=1)
     assert (g / "train.txt").read_text().split() == ["train_00000", "train_00001"]
     assert cv2.imread(str(g / "labels" / "train_00000.png"), 0).max() > 18  # label ids
