@@ -5,34 +5,40 @@
 * ``build_mobilenet_v1_backbone`` / ``build_mobilenet_v1_fpn_backbone``: the paper's student;
 * ``HybridRCNN`` (META_ARCH_REGISTRY): three-path losses, dynamic balancing, plain inference;
 * ``citypersons_*`` datasets and ``CityPersonsEvaluator`` (MR^-2);
-* ``HybridKTHook`` for the trainer, ``export_student_checkpoint`` for the plain config.
+* ``HybridKTTrainer`` (DefaultTrainer + evaluator + ``HybridKTHook``, CPU ``launch`` too);
+* ``export_student_checkpoint`` / ``plain_student_config`` for the plain student config.
 """
 try:
     import detectron2  # noqa: F401
 except ImportError:
     raise ImportError(
         "hybridkt_ext.for_detectron2 needs detectron2, which is not on PyPI: install it from "
-        "source, see https://detectron2.readthedocs.io/en/latest/tutorials/install.html"
+        "source, pip install --no-build-isolation "
+        "'git+https://github.com/facebookresearch/detectron2.git' (details: "
+        "https://detectron2.readthedocs.io/en/latest/tutorials/install.html)"
     ) from None
 
 from .citypersons import register_all_citypersons, register_citypersons
 from .citypersons_evaluation import CityPersonsEvaluator
 from .config import add_hybridkt_config
-from .export import export_student_checkpoint, student_state_dict
+from .export import export_student_checkpoint, plain_student_config, student_state_dict
 from .hooks import HybridKTHook
 from .hybrid_backbone import HybridBottomUp, HybridFPN, build_hybridkt_fpn_backbone
 from .hybrid_rcnn import HybridRCNN
 from .mobilenet_v1_backbone import (
     MobileNetV1Backbone,
+    add_mobilenet_v1_config,
     build_mobilenet_v1_backbone,
     build_mobilenet_v1_fpn_backbone,
 )
+from .trainer import HybridKTTrainer
 
 register_all_citypersons()
 
 __all__ = [
-    "CityPersonsEvaluator", "HybridBottomUp", "HybridFPN", "HybridKTHook", "HybridRCNN",
-    "MobileNetV1Backbone", "add_hybridkt_config", "build_hybridkt_fpn_backbone",
-    "build_mobilenet_v1_backbone", "build_mobilenet_v1_fpn_backbone", "export_student_checkpoint",
+    "CityPersonsEvaluator", "HybridBottomUp", "HybridFPN", "HybridKTHook", "HybridKTTrainer",
+    "HybridRCNN", "MobileNetV1Backbone", "add_hybridkt_config", "add_mobilenet_v1_config",
+    "build_hybridkt_fpn_backbone", "build_mobilenet_v1_backbone",
+    "build_mobilenet_v1_fpn_backbone", "export_student_checkpoint", "plain_student_config",
     "register_all_citypersons", "register_citypersons", "student_state_dict",
 ]

@@ -1,4 +1,4 @@
-"""Config keys of the detectron2 adapter: ``MODEL.HYBRIDKT.*`` and ``MODEL.MOBILENET_V1.*``.
+"""Config keys of the detectron2 adapter: ``MODEL.HYBRIDKT.*`` (+ ``MODEL.MOBILENET_V1.*``).
 
 Defaults reproduce the paper's pedestrian detection setting (Table 4): a frozen torchvision
 ResNet-50 teacher (the PifPaf pose network's trunk) with RGB/ImageNet input, switches at every
@@ -7,6 +7,8 @@ stage boundary, dynamic balancing alpha = 2*L3/(L1+L2).
 from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
+
+from .mobilenet_v1_backbone import add_mobilenet_v1_config
 
 # Names accepted by MODEL.HYBRIDKT.TRANSFER and MODEL.HYBRIDKT.TEACHER.FRAMEWORK.
 TRANSFER_MODES = ("none", "hybrid", "fitnet", "at")
@@ -69,10 +71,4 @@ def add_hybridkt_config(cfg: CN) -> None:
     # Channel order the teacher was trained with: "RGB" or "BGR" (detectron2 models).
     _C.MODEL.HYBRIDKT.TEACHER.INPUT_FORMAT = "RGB"
 
-    _C.MODEL.MOBILENET_V1 = CN()
-    # Width multiplier of every layer (1.0 is the paper's MobileNet-v1).
-    _C.MODEL.MOBILENET_V1.WIDTH_MULT = 1.0
-    # Norm layers: "BN" (batch statistics, trainable) or "FrozenBN" (fixed affine).
-    _C.MODEL.MOBILENET_V1.NORM = "BN"
-    # Output features, named by stride 2**k: "stage2" (/4) ... "stage5" (/32).
-    _C.MODEL.MOBILENET_V1.OUT_FEATURES = ["stage2", "stage3", "stage4", "stage5"]
+    add_mobilenet_v1_config(_C)

@@ -85,6 +85,8 @@ class HybridKTHook(HookBase):
                     "something updated it outside the hybrid engine (an optimizer given all "
                     "parameters of a custom module, or a norm layer put back in train mode)"
                 )
-        if self.plot_path and self.rows and comm.is_main_process():
+        # Baselines (no teacher, FitNet, AT) log L3 alone: there is no alpha curve to draw.
+        has_alpha = any("hkt_alpha" in row for row in self.rows)
+        if self.plot_path and has_alpha and comm.is_main_process():
             plot_alpha_and_path_losses({"hybridkt": self.rows}, self.plot_path)
             logger.info("alpha and path losses plotted to %s", self.plot_path)

@@ -3,10 +3,15 @@
 The stride-2 stem is merged into the first /4 stage so the backbone exposes the four stages
 ResNet exposes (/4, /8, /16, /32), named ``stage2`` .. ``stage5`` after their stride 2**k; the
 hybrid paths then pair them one to one with a ResNet teacher.
+
+A plain detectron2 config of an exported MobileNetV1 student needs this module and nothing else
+of hybridkt: ``add_mobilenet_v1_config(cfg)`` adds the ``MODEL.MOBILENET_V1`` keys, and importing
+it registers ``build_mobilenet_v1_fpn_backbone`` (detectron2 has no MobileNetV1).
 """
 from __future__ import annotations
 
 import torch
+from detectron2.config import CfgNode as CN
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
@@ -15,6 +20,17 @@ from torch import nn
 from ..core import MobileNetV1, StagedBackbone, StageSpec, merge_stages, split_backbone
 
 _NORMS = ("BN", "FrozenBN")
+
+
+def add_mobilenet_v1_config(cfg: CN) -> None:
+    """Adds ``MODEL.MOBILENET_V1.*`` to a detectron2 config (in place)."""
+    cfg.MODEL.MOBILENET_V1 = CN()
+    # Width multiplier of every layer (1.0 is the paper's MobileNet-v1).
+    cfg.MODEL.MOBILENET_V1.WIDTH_MULT = 1.0
+    # Norm layers: "BN" (batch statistics, trainable) or "FrozenBN" (fixed affine).
+    cfg.MODEL.MOBILENET_V1.NORM = "BN"
+    # Output features, named by stride 2**k: "stage2" (/4) ... "stage5" (/32).
+    cfg.MODEL.MOBILENET_V1.OUT_FEATURES = ["stage2", "stage3", "stage4", "stage5"]
 
 
 class MobileNetV1Backbone(Backbone):
@@ -90,7 +106,7 @@ class MobileNetV1Backbone(Backbone):
 
 @BACKBONE_REGISTRY.register()
 def build_mobilenet_v1_backbone(cfg, input_shape: ShapeSpec) -> MobileNetV1Backbone:
-    """MobileNetV1 bottom-up from ``MODEL.MOBILENET_V1.*`` (see add_hybridkt_config)."""
+    """MobileNetV1 bottom-up from ``MODEL.MOBILENET_V1.*`` (see add_mobilenet_v1_config)."""
     mcfg = cfg.MODEL.MOBILENET_V1
     return MobileNetV1Backbone(width_mult=mcfg.WIDTH_MULT, norm=mcfg.NORM,
                                out_features=tuple(mcfg.OUT_FEATURES),

@@ -14,9 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "detectron2"
 HYBRID_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("Base-"))
 SYNTHETIC_CONFIGS = [p for p in HYBRID_CONFIGS if "synthetic" in p.name]
-# Smaller than the synthetic configs already are: the tests only need the machinery to run.
+# Smaller than the synthetic configs already are: the tests only need the machinery to run
+# (the mini synthetic set, 8 + 4 images, and small inputs).
 TINY = ["INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
-        "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256", "MODEL.DEVICE", "cpu"]
+        "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "256", "MODEL.DEVICE", "cpu",
+        "INPUT.CROP.ENABLED", "False",
+        "DATASETS.TRAIN", "('citypersons_synthetic_mini_train',)",
+        "DATASETS.TEST", "('citypersons_synthetic_mini_val',)"]
 
 
 def load_cfg(path: Path, opts: list[str] = ()):

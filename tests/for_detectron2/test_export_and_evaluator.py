@@ -8,53 +8,100 @@ import pytest
 import torch
 
 from tests.for_detectron2.d2_helpers import CONFIGS, load_cfg
+from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
 from hybridkt_ext.for_detectron2 import CityPersonsEvaluator, export_student_checkpoint  # noqa
 
+# Runs in a fresh interpreter: plain detectron2 builds the student from a config and the exported
+# checkpoint. argv: config, checkpoint, inputs, output, prelude (code run on cfg before merging,
+# may be empty). Without a prelude no hybridkt module may be imported.
 PLAIN = """
 import sys, torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.checkpoint import DetectionCheckpointer
-cfg = get_cfg(); cfg.merge_from_file(sys.argv[1]); cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+config, checkpoint, inputs, output, prelude = sys.argv[1:6]
+cfg = get_cfg()
+if prelude:
+    try:  # first without it: the failure a user sees when the import is missing
+        cfg.clone().merge_from_file(config)
+        raise SystemExit("merged without the prelude")
+    except KeyError as err:
+        print("without the prelude:", err)
+    exec(prelude)
+cfg.merge_from_file(config)
+cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
 model = build_model(cfg).eval()
-incompatible = DetectionCheckpointer(model)._load_model(torch.load(sys.argv[2]))
+incompatible = DetectionCheckpointer(model)._load_model(torch.load(checkpoint))
 assert not incompatible.missing_keys and not incompatible.unexpected_keys, incompatible
-inputs = torch.load(sys.argv[3])
 with torch.no_grad():
-    out = model(inputs)[0]["instances"]
-torch.save({"boxes": out.pred_boxes.tensor, "scores": out.scores}, sys.argv[4])
-assert not any(m.startswith("hybridkt_ext") for m in sys.modules)
+    out = model(torch.load(inputs))[0]["instances"]
+torch.save({"boxes": out.pred_boxes.tensor, "scores": out.scores}, output)
+assert prelude or not any(m.startswith("hybridkt_ext") for m in sys.modules)
 """
+# What the header of an exported MobileNetV1 config tells the user to run.
+MOBILENET_PRELUDE = ("from hybridkt_ext.for_detectron2.mobilenet_v1_backbone import "
+                     "add_mobilenet_v1_config; add_mobilenet_v1_config(cfg)")
 
 
-def test_export_round_trip_gives_identical_detections(tmp_path):
-    cfg = load_cfg(CONFIGS / "hybridkt-r18-fpn-synthetic.yaml",
-                   ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"])
+def _trained_looking_model(config):
+    cfg = load_cfg(CONFIGS / config, ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"])
     torch.manual_seed(0)
     model = build_model(cfg)
-    with torch.no_grad():  # non-trivial BN statistics and head biases, as after training
+    with torch.no_grad():  # non-trivial BN statistics, as after training
         for name, buf in model.named_buffers():
             if name.endswith("running_var"):
                 buf.uniform_(0.5, 2.0)
-    model.eval()
+    return cfg, model.eval()
+
+
+def _plain_detections(tmp_path, model, plain_config, checkpoint, prelude=""):
+    """(hybrid model's detections, plain detectron2's detections, the subprocess's stdout)."""
     inputs = [{"image": torch.randint(0, 255, (3, 128, 256), dtype=torch.float32),
                "height": 128, "width": 256}]
     with torch.no_grad():
         ours = model(inputs)[0]["instances"]
     assert len(ours) > 0
-    ckpt = export_student_checkpoint(model, tmp_path / "student.pth")
     torch.save(inputs, tmp_path / "inputs.pth")
     result = subprocess.run(
-        [sys.executable, "-c", PLAIN, str(CONFIGS / "plain/faster-rcnn-r18-fpn-synthetic.yaml"),
-         str(ckpt), str(tmp_path / "inputs.pth"), str(tmp_path / "out.pth")],
+        [sys.executable, "-c", PLAIN, str(plain_config), str(checkpoint),
+         str(tmp_path / "inputs.pth"), str(tmp_path / "out.pth"), prelude],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    plain = torch.load(tmp_path / "out.pth")
+    return ours, torch.load(tmp_path / "out.pth"), result.stdout
+
+
+def test_export_round_trip_gives_identical_detections(tmp_path):
+    cfg, model = _trained_looking_model("hybridkt-r18-fpn-synthetic.yaml")
+    ckpt = export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    # The exported plain config is plain detectron2 (no hybridkt key) and matches the one in
+    # configs/detectron2/plain, which the fresh interpreter uses.
+    exported = get_cfg()
+    exported.merge_from_file(str(tmp_path / "student.yaml"))
+    assert exported.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+    assert exported.MODEL.BACKBONE.NAME == "build_resnet_fpn_backbone"
+    assert exported.MODEL.WEIGHTS == str(ckpt.resolve())
+    ours, plain, _ = _plain_detections(
+        tmp_path, model, CONFIGS / "plain/faster-rcnn-r18-fpn-synthetic.yaml", ckpt)
     assert torch.equal(plain["boxes"], ours.pred_boxes.tensor)
     assert torch.equal(plain["scores"], ours.scores)
+
+
+def test_mobilenet_v1_export_writes_a_plain_config_with_its_one_import(tmp_path):
+    cfg, model = _trained_looking_model("hybridkt-mobilenetv1-fpn-synthetic.yaml")
+    ckpt = export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    text = (tmp_path / "student.yaml").read_text()
+    assert "build_mobilenet_v1_fpn_backbone" in text and "HYBRIDKT" not in text
+    assert "add_mobilenet_v1_config" in text.split("MODEL:")[0]  # the header says what to run
+    ours, plain, stdout = _plain_detections(tmp_path, model, tmp_path / "student.yaml", ckpt,
+                                            prelude=MOBILENET_PRELUDE)
+    assert "MODEL.MOBILENET_V1" in stdout  # detectron2's error without the import names the key
+    assert torch.equal(plain["boxes"], ours.pred_boxes.tensor)
+    assert torch.equal(plain["scores"], ours.scores)
+    with pytest.raises(FileExistsError, match="student.yaml"):
+        export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
 
 
 _NAMES = itertools.count()

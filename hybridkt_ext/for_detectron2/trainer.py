@@ -1,0 +1,101 @@
+"""``HybridKTTrainer``: detectron2's DefaultTrainer with the CityPersons evaluator and the hybridkt
+hook, runnable wherever ``launch`` runs, CPU processes included.
+
+DefaultTrainer wraps the model with ``create_ddp_model(model, broadcast_buffers=False)``, which
+sets ``device_ids=[local_rank]``; torch's DistributedDataParallel rejects ``device_ids`` for a CPU
+module, so ``launch`` with CPU processes (gloo, what launch picks without a GPU) failed before
+the first step. This trainer builds the same objects in the same order and passes
+``device_ids=None`` for a CPU model. Everything else is DefaultTrainer's, SOLVER.AMP.ENABLED
+(AMPTrainer) included. The teacher is frozen (``requires_grad=False``), so DDP leaves it out of
+its gradient buckets and needs no ``find_unused_parameters``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import CfgNode
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    SimpleTrainer,
+    TrainerBase,
+    create_ddp_model,
+    hooks,
+)
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+from torch import nn
+
+from .citypersons_evaluation import CityPersonsEvaluator
+from .hooks import HybridKTHook
+
+
+def check_amp_supported(cfg: CfgNode) -> None:
+    """Fails at construction, not at the first step, where AMPTrainer cannot run.
+
+    Raises:
+        ValueError: SOLVER.AMP.ENABLED without CUDA (detectron2's AMPTrainer runs float16
+            ``torch.cuda.amp.autocast`` and asserts ``torch.cuda.is_available()`` every step).
+    """
+    if not cfg.SOLVER.AMP.ENABLED:
+        return
+    if not torch.cuda.is_available() or not str(cfg.MODEL.DEVICE).startswith("cuda"):
+        raise ValueError(
+            f"SOLVER.AMP.ENABLED is True but MODEL.DEVICE is {cfg.MODEL.DEVICE!r} and CUDA is "
+            f"{'' if torch.cuda.is_available() else 'not '}available: detectron2's AMPTrainer "
+            "runs CUDA float16 autocast only. Set SOLVER.AMP.ENABLED False, or MODEL.DEVICE "
+            "'cuda' on a GPU machine"
+        )
+
+
+def ddp_device_ids(model: nn.Module) -> list[int] | None:
+    """``device_ids`` for DistributedDataParallel: the local GPU, or None for a CPU model."""
+    device = next(model.parameters()).device
+    return [comm.get_local_rank()] if device.type == "cuda" else None
+
+
+class HybridKTTrainer(DefaultTrainer):
+    """DefaultTrainer + CityPersons MR^-2 evaluation + ``HybridKTHook`` + CPU-process DDP."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        # DefaultTrainer.__init__, step for step, except the device_ids given to DDP.
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        check_amp_supported(cfg)
+
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+
+        model = create_ddp_model(model, broadcast_buffers=False,
+                                 device_ids=ddp_device_ids(model))
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
+            model, data_loader, optimizer
+        )
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR,
+                                                  trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str,
+                        output_folder: str | None = None) -> CityPersonsEvaluator:
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        return CityPersonsEvaluator(dataset_name, output_dir=output_folder)
+
+    def build_hooks(self) -> list[hooks.HookBase]:
+        ret = super().build_hooks()
+        plot = os.path.join(self.cfg.OUTPUT_DIR, "hkt_alpha_losses.png")
+        # Before the writer (main process only), so its last write sees this step's values.
+        writers = [i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicWriter)]
+        ret.insert(writers[0] if writers else len(ret), HybridKTHook(plot_path=plot))
+        return ret
