@@ -15,6 +15,11 @@ ratios, visibilities, foot positions and counts per image follow the real annota
 constants below, which that function produced from it (a test checks they still agree), so the
 generated data is the same either way. The validation split is redrawn (next sub-seed) until the
 four evaluation setups all have members.
+
+``statistics="learnable"`` (what the registered detectron2 datasets use) draws from
+``learnable_statistics`` instead: the real distributions seen through a 2x zoom, with denser and
+less occluded pedestrians, so that a detector trained from scratch on a CPU for minutes scores
+MR^-2 clearly below 100% (see that function for the measurements behind it).
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -31,14 +36,16 @@ import scipy.io
 
 from .citypersons import CITYSCAPES_HEIGHT, CITYSCAPES_WIDTH, load_citypersons_mat
 
-__all__ = ["AnnotationStatistics", "BUILTIN_STATISTICS", "annotation_statistics",
-           "ensure_synthetic_citypersons", "generate_synthetic_citypersons"]
+__all__ = ["AnnotationStatistics", "BUILTIN_STATISTICS", "STATISTICS_VARIANTS",
+           "annotation_statistics", "ensure_synthetic_citypersons",
+           "generate_synthetic_citypersons", "learnable_statistics"]
 
 _CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau", "munster")}
 _QUANTILES = np.linspace(0.0, 1.0, 21)
 # Non-pedestrian labels drawn: 0 ignore region, 2 rider, 3 sitting, 4 other person, 5 group.
 _OTHER_LABELS = (0, 2, 3, 4, 5)
-_FORMAT_VERSION = 1
+# 2: the "statistics" variant is part of the parameters a dataset folder is checked against.
+_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,48 @@ BUILTIN_STATISTICS = AnnotationStatistics(
     other_height_q=(1.0, 8.0, 11.0, 14.0, 16.0, 19.0, 21.0, 24.0, 27.0, 31.0, 34.0, 38.0, 43.0,
                     48.0, 55.0, 64.0, 75.0, 89.0, 111.0, 158.0, 691.0),
 )
+
+
+def learnable_statistics(stats: AnnotationStatistics, zoom: float = 2.0,
+                         density: float = 1.5, visible_from: float = 0.2) -> AnnotationStatistics:
+    """``stats`` through a ``zoom``x lens, ``density``x the pedestrians, fewer heavy occlusions.
+
+    The synthetic detectron2 configs train and test at 1/4 of the Cityscapes resolution to fit in
+    CPU minutes. With the real statistics a Reasonable pedestrian (>= 50 px) is then 12-25 px
+    tall and 5-10 px wide, and IoU 0.5 needs a box right to 2 px: a MobileNetV1-FPN trained from
+    scratch still scored MR^-2 92-98% (Reasonable, 64 validation images) after 600 iterations,
+    its confident errors being boxes 0.2-0.5 IoU off. Zooming (every height, and the ground
+    plane with it: the foot row keeps ``slope * height + intercept`` so the horizon stays) gives
+    it the pixels a real detector has at 1/2 resolution; more pedestrians per image mean more
+    positives per step; keeping the real visibility quantiles below ``visible_from`` and raising
+    the others to 0.9 keeps heavily occluded pedestrians (that setup still has members) but
+    stops most positives from being mostly a car. Measured with the registered set (64 train,
+    32 val images) and the configs' 600 iterations, seed 0: MR^-2 Reasonable 93.7% without a
+    teacher (``configs/detectron2/mobilenetv1-fpn-noteacher-synthetic.yaml``) and 81.9% with
+    hybrid forward (``hybridkt-mobilenetv1-fpn-synthetic.yaml``, digit-classifier teacher).
+
+    Args:
+        stats: the real statistics.
+        zoom: factor on every height (pedestrians and the other labels) and the foot noise.
+        density: factor on the mean number of pedestrians per image.
+        visible_from: quantile level from which the visibility quantiles become at least 0.9.
+    """
+    levels = _QUANTILES
+    return replace(
+        stats,
+        # Taller than the image is cut at the image height: such a person fills it anyway.
+        height_q=tuple(round(min(h * zoom, CITYSCAPES_HEIGHT), 3) for h in stats.height_q),
+        other_height_q=tuple(round(min(h * zoom, CITYSCAPES_HEIGHT), 3)
+                             for h in stats.other_height_q),
+        foot_std=round(stats.foot_std * zoom, 3),
+        pedestrians_per_image=round(stats.pedestrians_per_image * density, 3),
+        visibility_q=tuple(max(v, 0.9) if q >= visible_from - 1e-9 else v
+                           for q, v in zip(levels, stats.visibility_q)),
+    )
+
+
+# Names accepted by ``statistics=`` of the generator.
+STATISTICS_VARIANTS = ("real", "learnable")
 
 
 def _draw(rng: np.random.Generator, quantiles: tuple[float, ...]) -> float:
@@ -247,8 +296,8 @@ def _write_split(root: Path, split: str, images: list[np.ndarray],
 
 
 def generate_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val: int = 4,
-                                   seed: int = 0,
-                                   stats_from: str | Path | None = None) -> Path:
+                                   seed: int = 0, stats_from: str | Path | None = None,
+                                   statistics: str = "real") -> Path:
     """Writes the dataset under ``root`` (which must not exist yet); returns ``root``.
 
     Args:
@@ -257,11 +306,17 @@ def generate_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val
         seed: everything drawn derives from it.
         stats_from: a real ``anno_train.mat`` to measure the statistics on; default: the
             built-in ones (equal to those of the public release).
+        statistics: "real" draws from those statistics, "learnable" from
+            ``learnable_statistics`` of them.
     """
     root = Path(root)
     if num_train < 1 or num_val < 1:
         raise ValueError(f"num_train and num_val must be >= 1, got {num_train}, {num_val}")
+    if statistics not in STATISTICS_VARIANTS:
+        raise ValueError(f"statistics is {statistics!r}; use one of {STATISTICS_VARIANTS}")
     stats = annotation_statistics(stats_from) if stats_from else BUILTIN_STATISTICS
+    if statistics == "learnable":
+        stats = learnable_statistics(stats)
     for split, count, offset in (("train", num_train, 0), ("val", num_val, 1)):
         for attempt in range(100):
             rng = np.random.default_rng([seed, offset, attempt])
@@ -270,13 +325,13 @@ def generate_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val
                 break
         _write_split(root, split, [img for img, _ in drawn], [bbs for _, bbs in drawn])
     params = {"version": _FORMAT_VERSION, "num_train": num_train, "num_val": num_val,
-              "seed": seed, "statistics": asdict(stats)}
+              "seed": seed, "variant": statistics, "statistics": asdict(stats)}
     (root / "synthetic.json").write_text(json.dumps(params, indent=1))
     return root
 
 
 def ensure_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val: int = 4,
-                                 seed: int = 0) -> Path:
+                                 seed: int = 0, statistics: str = "real") -> Path:
     """Generates the dataset under ``root`` on first use; a no-op when it is already there.
 
     Generation goes to a temporary sibling folder renamed into place, so concurrent processes
@@ -287,7 +342,7 @@ def ensure_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val: 
     """
     root = Path(root)
     wanted = {"version": _FORMAT_VERSION, "num_train": num_train, "num_val": num_val,
-              "seed": seed}
+              "seed": seed, "variant": statistics}
     marker = root / "synthetic.json"
 
     def matches() -> bool:
@@ -302,7 +357,7 @@ def ensure_synthetic_citypersons(root: str | Path, num_train: int = 8, num_val: 
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        generate_synthetic_citypersons(tmp, num_train, num_val, seed)
+        generate_synthetic_citypersons(tmp, num_train, num_val, seed, statistics=statistics)
         try:
             os.replace(tmp, root)
         except OSError:  # another process finished first

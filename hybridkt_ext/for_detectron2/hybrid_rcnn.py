@@ -39,6 +39,23 @@ def _feature_loss(cfg: CfgNode, backbone: HybridFPN) -> nn.Module | None:
     return None
 
 
+def _reject_shared_running_stats(model: nn.Module) -> None:
+    """The FPN and the heads run on all three paths; BatchNorm there would take its running
+    statistics from the hybrid paths' features too, which evaluation (student path) never sees.
+    The student bottom-up is exempt: the engine updates its statistics on the student path only.
+    """
+    shared = [name for name, m in model.named_modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+              and not name.startswith("backbone.bottom_up.")]
+    if shared:
+        raise ValueError(
+            f"MODEL.HYBRIDKT.TRANSFER 'hybrid' runs the FPN and the heads on every path, so their "
+            f"BatchNorm layers ({', '.join(shared[:3])}{', ...' if len(shared) > 3 else ''}) "
+            "would keep running statistics of the hybrid paths; set MODEL.FPN.NORM and "
+            "MODEL.ROI_BOX_HEAD.NORM to 'GN', 'FrozenBN' or ''"
+        )
+
+
 @META_ARCH_REGISTRY.register()
 class HybridRCNN(GeneralizedRCNN):
     """GeneralizedRCNN trained with hybrid forward (or a FitNet / AT / no-teacher baseline).
@@ -63,6 +80,8 @@ class HybridRCNN(GeneralizedRCNN):
                 f"MODEL.HYBRIDKT.TRANSFER {transfer!r} needs MODEL.BACKBONE.NAME "
                 f"'build_hybridkt_fpn_backbone', got a {type(self.backbone).__name__}"
             )
+        if transfer == "hybrid":
+            _reject_shared_running_stats(self)
         self.transfer = transfer
         self.balancer = balancer
         self.feature_loss = feature_loss

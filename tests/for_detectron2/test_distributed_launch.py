@@ -17,7 +17,9 @@ from detectron2.utils import comm  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from hybridkt_ext.for_detectron2 import HybridKTHook  # noqa: E402
-from hybridkt_ext.for_detectron2.citypersons import SYNTHETIC_SIZES, synthetic_root  # noqa
+from hybridkt_ext.for_detectron2.citypersons import (  # noqa: E402
+    SYNTHETIC_SIZES, SYNTHETIC_STATISTICS, synthetic_root,
+)
 from hybridkt_ext.datasets.synthetic_citypersons import ensure_synthetic_citypersons  # noqa
 from hybridkt_ext.for_detectron2.hooks import find_teacher, teacher_fingerprint, unwrap_model  # noqa
 
@@ -63,7 +65,8 @@ def test_two_processes_with_detectron2_launch(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRIDKT_DATA", str(data))  # the spawned processes inherit it
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     # Generated once here, not raced for by both ranks.
-    ensure_synthetic_citypersons(synthetic_root("_mini"), *SYNTHETIC_SIZES["_mini"])
+    ensure_synthetic_citypersons(synthetic_root("_mini"), *SYNTHETIC_SIZES["_mini"],
+                                 statistics=SYNTHETIC_STATISTICS)
     config = CONFIGS / "hybridkt-mobilenetv1-fpn-synthetic.yaml"
     opts = TINY + ["SOLVER.MAX_ITER", "2", "OUTPUT_DIR", str(tmp_path / "out")]
     launch(_train_two_iterations, 2, dist_url="auto", args=(str(config), opts, str(tmp_path)),

@@ -99,11 +99,23 @@ def test_bad_config_values_name_the_field():
         build_model(cfg)
 
 
+def test_batchnorm_in_the_shared_neck_is_refused_for_hybrid_training():
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"), ["MODEL.FPN.NORM", "BN"])
+    with pytest.raises(ValueError, match="MODEL.FPN.NORM") as err:
+        build_model(cfg)
+    assert "backbone.fpn_lateral2.norm" in str(err.value)
+    cfg.MODEL.HYBRIDKT.TRANSFER = "none"  # one path only: BatchNorm is fine
+    assert isinstance(build_model(cfg), HybridRCNN)
+
+
 def test_image_smaller_than_the_total_stride_works():
     from detectron2.structures import Boxes, Instances
     from detectron2.utils.events import EventStorage
 
-    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"))
+    # The synthetic configs' GroupNorm (32 groups over 32 FPN channels) needs more than one pixel
+    # at stride 32, which a padded 32x32 input does not give; that is torch's own check and not
+    # about hybrid forward, so this test runs the norm-free FPN of detectron2's defaults.
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"), ["MODEL.FPN.NORM", ""])
     model = build_model(cfg)
     image = torch.randint(0, 255, (3, 20, 12), dtype=torch.float32)  # < 32 on both sides
     gt = Instances((20, 12), gt_boxes=Boxes(torch.tensor([[1.0, 2.0, 8.0, 18.0]])),

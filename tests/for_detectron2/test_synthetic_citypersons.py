@@ -10,6 +10,7 @@ from hybridkt_ext.datasets.synthetic_citypersons import (
     annotation_statistics,
     ensure_synthetic_citypersons,
     generate_synthetic_citypersons,
+    learnable_statistics,
 )
 from hybridkt_ext.evaluation import DEFAULT_SETUPS
 
@@ -65,3 +66,22 @@ def test_heights_follow_the_real_statistics(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (REAL / "anno_train.mat").exists(), reason="real CityPersons absent")
 def test_builtin_statistics_are_the_real_ones() -> None:
     assert annotation_statistics(REAL / "anno_train.mat") == BUILTIN_STATISTICS
+
+
+def test_learnable_variant_zooms_and_keeps_every_setup(tmp_path: Path) -> None:
+    root = ensure_synthetic_citypersons(tmp_path / "learnable", 6, 3, seed=0,
+                                        statistics="learnable")
+    stats = learnable_statistics(BUILTIN_STATISTICS)
+    assert stats.height_q[10] == 2 * BUILTIN_STATISTICS.height_q[10]
+    assert stats.pedestrians_per_image > BUILTIN_STATISTICS.pedestrians_per_image
+    assert stats.visibility_q[:4] == BUILTIN_STATISTICS.visibility_q[:4]  # heavy occlusion kept
+    assert min(stats.visibility_q[4:]) >= 0.9
+    records = load_citypersons_mat(root / "annotations/anno_val.mat")
+    for setup in DEFAULT_SETUPS:
+        (h0, h1), (v0, v1) = setup.height_range, setup.visibility_range
+        assert [a for r in records for a in r["annotations"] if not a["ignore"]
+                and h0 <= a["height"] <= h1 and v0 <= a["vis_ratio"] <= v1], setup.name
+    with pytest.raises(FileExistsError, match="variant"):  # never silently reused as the other
+        ensure_synthetic_citypersons(root, 6, 3, seed=0, statistics="real")
+    with pytest.raises(ValueError, match="statistics"):
+        generate_synthetic_citypersons(tmp_path / "x", 1, 1, statistics="easy")
