@@ -43,6 +43,10 @@ def add_hybridkt_config(cfg: CN) -> None:
     _C.MODEL.HYBRIDKT.AT_BETA = 1000.0
     # Student stage indices used by AT; empty: all stages.
     _C.MODEL.HYBRIDKT.AT_STAGES = []
+    # Recompute the teacher stages that run with autograd (T2..Tn of the teacher-first path)
+    # in backward instead of keeping their activations: less memory, more time (measured in
+    # docs/performance.md); losses and gradients are identical either way.
+    _C.MODEL.HYBRIDKT.CHECKPOINT_TEACHER = False
 
     _C.MODEL.HYBRIDKT.TEACHER = CN()
     # Who builds the teacher: "torchvision" (torchvision.models.get_model(ARCH), e.g. the

@@ -108,11 +108,15 @@ def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone,
     teacher = None
     if hk.TRANSFER != "none":
         teacher = match_teacher_stages(student, build_teacher(cfg))
+    if not isinstance(hk.CHECKPOINT_TEACHER, bool):
+        raise ValueError(f"MODEL.HYBRIDKT.CHECKPOINT_TEACHER must be True or False, got "
+                         f"{hk.CHECKPOINT_TEACHER!r}")
     switch_points = list(hk.SWITCH_POINTS) or None
     return HybridForward(student, teacher, switch_points=switch_points, out_indices=out_indices,
                          student_input=student_input_convention(cfg),
                          teacher_input=teacher_input_convention(cfg),
-                         hybrid_paths=hk.TRANSFER == "hybrid")
+                         hybrid_paths=hk.TRANSFER == "hybrid",
+                         checkpoint_teacher=hk.CHECKPOINT_TEACHER)
 
 
 @BACKBONE_REGISTRY.register()

@@ -31,7 +31,9 @@ from detectron2.utils.logger import setup_logger
 from torch import nn
 
 from .citypersons_evaluation import CityPersonsEvaluator
-from .hooks import HybridKTHook
+from .hooks import HybridKTHook, find_teacher, teacher_fingerprint
+
+logger = logging.getLogger(__name__)
 
 
 def check_amp_supported(cfg: CfgNode) -> None:
@@ -85,6 +87,27 @@ class HybridKTTrainer(DefaultTrainer):
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """DefaultTrainer's, plus a warning when the loaded checkpoint replaced the teacher.
+
+        detectron2 checkpoints hold the whole model, teacher included, so ``--resume``
+        continues with the teacher the run started with even if the file named by
+        MODEL.HYBRIDKT.TEACHER.WEIGHTS has changed since (the file is still read at build: a
+        missing one fails there). A user who edited that file expecting the new teacher, or
+        who loads another run's hybrid checkpoint through MODEL.WEIGHTS, learns it here.
+        """
+        teacher = find_teacher(self.model)
+        before = teacher_fingerprint(teacher) if teacher is not None else None
+        super().resume_or_load(resume=resume)
+        if teacher is not None and teacher_fingerprint(teacher) != before:
+            logger.warning(
+                "the checkpoint loaded from %s holds another teacher than "
+                "MODEL.HYBRIDKT.TEACHER.WEIGHTS (%s); training goes on with the checkpoint's "
+                "teacher. To use the file's teacher, start a new run without --resume.",
+                self.checkpointer.get_checkpoint_file()
+                if resume and self.checkpointer.has_checkpoint() else self.cfg.MODEL.WEIGHTS,
+                self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or "random init")
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,

@@ -129,3 +129,33 @@ def test_image_smaller_than_the_total_stride_works():
     with torch.no_grad():
         out = model([{"image": image, "height": 20, "width": 12}])
     assert out[0]["instances"].image_size == (20, 12)
+
+
+def test_checkpoint_teacher_gives_identical_losses_and_gradients():
+    from detectron2.structures import Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    image = torch.randint(0, 255, (3, 64, 96), dtype=torch.float32)
+    gt = Instances((64, 96), gt_boxes=Boxes(torch.tensor([[10.0, 8.0, 30.0, 60.0]])),
+                   gt_classes=torch.tensor([0]))
+    results = {}
+    for recompute in (False, True):
+        cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"),
+                       ["MODEL.HYBRIDKT.CHECKPOINT_TEACHER", str(recompute)])
+        torch.manual_seed(0)  # same student, adapters, heads and sampled proposals
+        model = build_model(cfg)
+        assert model.backbone.engine.checkpoint_teacher is recompute
+        with EventStorage(0):
+            loss = model([{"image": image, "instances": gt}] * 2)["loss_hybrid_balanced"]
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[recompute] = loss.detach(), grads
+    (plain_loss, plain_grads), (ckpt_loss, ckpt_grads) = results[False], results[True]
+    assert torch.equal(plain_loss, ckpt_loss)
+    assert plain_grads.keys() == ckpt_grads.keys() and any(".to_teacher." in n for n in plain_grads)
+    for name in plain_grads:
+        torch.testing.assert_close(ckpt_grads[name], plain_grads[name], rtol=0, atol=0,
+                                   msg=name)
+    cfg.MODEL.HYBRIDKT.CHECKPOINT_TEACHER = "yes"
+    with pytest.raises(ValueError, match="CHECKPOINT_TEACHER must be True or False"):
+        build_model(cfg)
