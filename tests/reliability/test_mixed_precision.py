@@ -4,6 +4,12 @@ Policy under test (LossBalancer docstring): alpha and the total are float32 what
 path losses' dtype; a NaN/inf path loss raises NonFiniteLossError naming the path and the
 step before a loss is returned, so backward and optimizer.step never run for that step and
 the weights and optimiser state stay those of the last good step.
+
+fp16 adds a gradient scaler, and the two split the work: gradients that overflow fp16 (the
+loss was finite) are the scaler's, which skips that step and lowers its scale; a loss that
+is itself non-finite is ours, raised before the scaler or backward ever see it. Tested here
+on CPU with torch's own fp16 autocast and GradScaler("cpu"); mmengine's AmpOptimWrapper and
+detectron2's AMPTrainer assert CUDA, so their fp16 runs are in test_amp_gpu.py.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from hybridkt_ext.core import LossBalancer, NonFiniteLossError
 from tests.toy_models import make_engine
 
 BF16 = torch.bfloat16
+FP16 = torch.float16
 
 
 def _batch(seed: int = 0, size: tuple[int, int] = (16, 16)):
@@ -27,10 +34,11 @@ def _batch(seed: int = 0, size: tuple[int, int] = (16, 16)):
     return torch.randn(4, 3, *size, generator=g), torch.randint(0, 3, (4,), generator=g)
 
 
-def _half_precision_loss(head, feats, y) -> torch.Tensor:
-    # Squared error on logits: under CPU autocast the linear layer gives bf16 and pow/mean
-    # stay bf16 (cross_entropy would be autocast to float32), so the losses really are bf16.
-    logits = head(feats[-1].mean((2, 3)))
+def _half_precision_loss(head, feats, y, gain: float = 1.0) -> torch.Tensor:
+    # Squared error on logits: under CPU autocast the linear layer gives bf16/fp16 and
+    # pow/mean stay in it (cross_entropy would be autocast to float32), so the losses really
+    # are half precision. ``gain`` scales the logits (fp16 overflows past 65504).
+    logits = head(feats[-1].mean((2, 3))) * gain
     return (logits - F.one_hot(y, logits.shape[1]).to(logits.dtype)).pow(2).mean()
 
 
@@ -186,6 +194,119 @@ def test_classification_fit_names_epoch_and_step_and_keeps_the_last_good_weights
         fit(model, model.training_step, data, TrainConfig(epochs=1, batch_size=4))
     after = model.state_dict()
     assert all(torch.equal(seen["weights"][k], after[k]) for k, _ in model.named_parameters())
+
+
+# ----------------------------------------------------------------------------- fp16 + scaler
+# The losses here are fp16 themselves, so the gradient entering each is scale * its weight:
+# the default 2**16 already overflows fp16 (max 65504) and its first step is always skipped.
+# (mmseg's cross-entropy runs in float32 under autocast, where 2**16 is fine.)
+SCALE = 2.0 ** 12
+
+
+def _fp16_parts(init_scale: float = SCALE):
+    engine, head = make_engine()
+    engine.train()
+    params = [p for p in engine.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+    # What mmengine's AmpOptimWrapper(loss_scale=dict(init_scale=...)) builds, on the CPU.
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    assert scaler.is_enabled(), "this torch build has no CPU GradScaler"
+    return engine, head, optimizer, scaler, LossBalancer("dynamic")
+
+
+def _fp16_step(engine, head, optimizer, scaler, balancer, x, y, gains=(1.0, 1.0, 1.0)):
+    """One AmpOptimWrapper-style step: fp16 forward, balance, scaled backward, scaler step."""
+    with torch.autocast("cpu", dtype=FP16):
+        feats = engine.forward_hybrid(x)
+        losses = [_half_precision_loss(head, f, y, g) for f, g in zip(
+            (feats.student_first, feats.teacher_first, feats.student), gains)]
+        balanced = balancer(*losses)  # raises here on a non-finite loss: nothing below runs
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(balanced.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return losses, balanced
+
+
+def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _teacher_state(engine) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in engine.teacher.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fp16_autocast_and_grad_scaler_update_the_student_and_not_the_teacher():
+    engine, head, optimizer, scaler, balancer = _fp16_parts()
+    student, teacher = _params(engine.student), _teacher_state(engine)
+    x, y = _batch(size=(17, 23))
+    losses, balanced = _fp16_step(engine, head, optimizer, scaler, balancer, x, y)
+    assert [loss.dtype for loss in losses] == [FP16] * 3
+    assert all(math.isfinite(loss.item()) for loss in losses)
+    assert balanced.alpha.dtype == torch.float32 and balanced.total.dtype == torch.float32
+    l1, l2, l3 = (loss.float().item() for loss in losses)
+    assert balanced.alpha.item() == pytest.approx(2 * l3 / (l1 + l2), rel=1e-6)
+    # The step was applied: the scale did not back off, and every student weight moved.
+    assert scaler.get_scale() == SCALE
+    after = _params(engine.student)
+    assert all(not torch.equal(student[k], after[k]) for k in student)
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert _same(teacher, _teacher_state(engine)), "the frozen teacher changed"
+    assert all(p.grad is None for p in engine.teacher.parameters())
+
+
+def test_overflowing_fp16_gradients_are_the_scalers_it_skips_the_step_and_backs_off():
+    # A finite loss scaled by 2**40 overflows the fp16 gradients in backward: the scaler's
+    # case (skip, halve the scale), not ours, so no NonFiniteLossError.
+    engine, head, optimizer, scaler, balancer = _fp16_parts(init_scale=2.0 ** 40)
+    weights, teacher = _params(engine), _teacher_state(engine)
+    x, y = _batch()
+    losses, balanced = _fp16_step(engine, head, optimizer, scaler, balancer, x, y)
+    assert all(math.isfinite(v.item()) for v in (*losses, balanced.total, balanced.alpha))
+    grads = [p.grad for p in engine.parameters() if p.grad is not None]
+    assert grads and not all(torch.isfinite(g).all() for g in grads)  # it did overflow
+    assert scaler.get_scale() == 2.0 ** 39
+    assert _same(weights, _params(engine)), "a step with inf gradients was applied"
+    assert optimizer.state_dict()["state"] == {}  # no momentum from the skipped step
+    # The scaler recovers by itself: halving until the gradients fit, then it steps.
+    for _ in range(40):
+        _fp16_step(engine, head, optimizer, scaler, balancer, x, y)
+        if not _same(weights, _params(engine)):
+            break
+    else:
+        pytest.fail("the scaler never found a scale at which the step applies")
+    assert scaler.get_scale() < 2.0 ** 39 and balancer.num_calls > 2
+    assert _same(teacher, _teacher_state(engine))
+
+
+def test_fp16_loss_overflowing_to_inf_raises_before_the_scaler_and_backward():
+    engine, head, optimizer, scaler, balancer = _fp16_parts()
+    x, y = _batch()
+    _fp16_step(engine, head, optimizer, scaler, balancer, x, y)  # one good step first
+    weights, teacher = _params(engine), _teacher_state(engine)
+    momentum = copy.deepcopy(optimizer.state_dict()["state"])
+    optimizer.zero_grad(set_to_none=True)
+    # Teacher-first logits 1e4 times too large (e.g. a teacher fed unnormalised input): the
+    # squared error exceeds fp16's 65504 and the fp16 loss is inf (finite in float32).
+    gains = (1.0, 1e4, 1.0)
+    with pytest.raises(NonFiniteLossError) as info:
+        _fp16_step(engine, head, optimizer, scaler, balancer, x, y, gains=gains)
+    message = str(info.value)
+    assert "L2 (teacher-first path)" in message and "L2=inf" in message
+    assert "at call 2" in message and "was not applied" in message
+    # Neither scaler.scale/backward nor step ran: no gradients, same weights, scale, momentum.
+    assert all(p.grad is None for p in engine.parameters())
+    assert _same(weights, _params(engine)) and _same(teacher, _teacher_state(engine))
+    assert scaler.get_scale() == SCALE
+    after = optimizer.state_dict()["state"]
+    assert all(torch.equal(momentum[i]["momentum_buffer"], after[i]["momentum_buffer"])
+               for i in momentum)
+    feats = engine.forward_hybrid(x)
+    assert math.isfinite(_half_precision_loss(head, feats.teacher_first, y, 1e4).item())
 
 
 # ----------------------------------------------------------------------------- two ranks
