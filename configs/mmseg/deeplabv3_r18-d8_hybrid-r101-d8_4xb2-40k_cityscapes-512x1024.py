@@ -1,7 +1,8 @@
 # DeepLabV3 ResNetV1c-18 D8 student on Cityscapes with a frozen DeepLabV3 ResNetV1c-101 D8
 # teacher (e.g. trained on GTA5: model + domain gap), trained with hybrid forward.
-# Against mmseg's deeplabv3_r18-d8 config only three things change: custom_imports, the
-# segmentor type, and the backbone (the original dict moves under `student`).
+# Against mmseg's deeplabv3_r18-d8 config only four things change: custom_imports, the
+# segmentor type, the backbone (the original dict moves under `student`), and the dataset
+# type (CheckedCityscapesDataset: the same data, but a missing folder or label fails at once).
 _base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
@@ -30,3 +31,6 @@ model = dict(
     auxiliary_head=dict(in_channels=256, channels=64),
     balance=dict(mode='dynamic'))  # or dict(mode='fixed', fixed_alpha=0.5)
 custom_hooks = [dict(type='HybridKTHook')]
+train_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+test_dataloader = val_dataloader

@@ -1,8 +1,8 @@
 """MMSegmentation adapter: importing it registers everything in mmseg's registries.
 
 Registered: ``HybridBackbone`` and ``VGG16`` (MODELS, backbones), ``HybridEncoderDecoder``
-(MODELS, segmentor), ``HybridKTHook`` (HOOKS), ``GTA5Dataset``, ``SyntheticCityscapesDataset``
-and ``SyntheticGTA5Dataset`` (DATASETS). Configs trigger it with
+(MODELS, segmentor), ``HybridKTHook`` (HOOKS), ``CheckedCityscapesDataset``, ``GTA5Dataset``,
+``SyntheticCityscapesDataset`` and ``SyntheticGTA5Dataset`` (DATASETS). Configs trigger it with
 ``custom_imports=dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)``.
 """
 try:
@@ -16,6 +16,7 @@ except ImportError as _err:  # one clear line instead of a traceback deep inside
         f"tools/setup_env.sh). Import failed with: {_err}"
     ) from None
 
+from .cityscapes_dataset import CheckedCityscapesDataset
 from .cpu_distributed import prepare_cpu_distributed
 from .gta5_dataset import GTA5Dataset
 from .hybrid_backbone import TRANSFER_MODES, HybridBackbone
@@ -28,7 +29,8 @@ from .teacher_builder import build_teacher
 from .vgg16 import VGG16
 
 __all__ = [
-    "AttributeChain", "GTA5Dataset", "HybridBackbone", "HybridEncoderDecoder", "HybridKTHook",
+    "AttributeChain", "CheckedCityscapesDataset", "GTA5Dataset", "HybridBackbone",
+    "HybridEncoderDecoder", "HybridKTHook",
     "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES",
     "TeacherMismatchError", "VGG16", "build_teacher", "export_student_checkpoint",
     "plain_student_config", "prepare_cpu_distributed", "split_mmseg_backbone",

@@ -19,7 +19,9 @@ from hybridkt_ext.core.checkpoint import load_checkpoint_file
 
 HYBRID_STUDENT_PREFIX = "backbone.engine.student.model."
 HYBRID_ONLY_PREFIXES = ("backbone.engine.", "backbone.transfer_loss.")
-_PLAIN_DATASETS = {"SyntheticCityscapesDataset": "CityscapesDataset"}
+# Ours -> mmseg's over the same files: the plain config imports nothing of this package.
+_PLAIN_DATASETS = {"SyntheticCityscapesDataset": "CityscapesDataset",
+                   "CheckedCityscapesDataset": "CityscapesDataset"}
 _ADAPTER_MODULE = "hybridkt_ext"
 
 
@@ -101,8 +103,9 @@ def _plain_datasets(node: Any) -> Any:
 def plain_student_config(cfg: Config) -> Config:
     """The hybrid config with the student as the backbone and every hybridkt reference removed.
 
-    Synthetic Cityscapes data becomes mmseg's CityscapesDataset over the same folder (it must
-    have been generated already); GTA5 datasets stay (they need this package).
+    Synthetic and checked Cityscapes data become mmseg's CityscapesDataset over the same
+    folder (synthetic data must have been generated already); GTA5 datasets stay (they need
+    this package).
     """
     data = copy.deepcopy(cfg.to_dict())
     model = data["model"]

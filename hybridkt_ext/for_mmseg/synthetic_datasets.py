@@ -1,29 +1,23 @@
 """Datasets that generate their synthetic data on first use, then read it like the real ones.
 
-``SyntheticCityscapesDataset`` is mmseg's ``CityscapesDataset`` and ``SyntheticGTA5Dataset``
+``SyntheticCityscapesDataset`` is our ``CheckedCityscapesDataset`` and ``SyntheticGTA5Dataset``
 our ``GTA5Dataset``; each only adds one step before loading: if ``data_root`` holds no
 complete synthetic dataset, ``generate_synthetic_segmentation`` writes one (seeded,
 atomically). The configs whose names contain ``synthetic`` use them, so a fresh clone trains
-with no download. Both check their files like ``GTA5Dataset`` (``SegmentationFileChecks``):
-a damaged synthetic folder (files deleted after generation) fails while the dataset is built.
+with no download. Both check their files (``SegmentationFileChecks``): a damaged synthetic
+folder (files deleted after generation) fails while the dataset is built.
 """
 from __future__ import annotations
 
-from mmseg.datasets import CityscapesDataset
 from mmseg.registry import DATASETS
 
 from hybridkt_ext.datasets.synthetic_segmentation import generate_synthetic_segmentation
 
-from .gta5_dataset import GTA5Dataset, SegmentationFileChecks
+from .cityscapes_dataset import CITYSCAPES_LAYOUT, CheckedCityscapesDataset
+from .gta5_dataset import GTA5Dataset
 
 _GENERATOR_KEYS = ("style", "num_train", "num_val", "size", "seed")
 _REGENERATE = "; delete data_root to regenerate a damaged synthetic dataset"
-CITYSCAPES_LAYOUT = ("<data_root>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png and "
-                     "<data_root>/gtFine/<split>/<city>/<name>_gtFine_labelTrainIds.png")
-CITYSCAPES_LABEL_FIX = (
-    "Cityscapes-layout labels must be train ids (*_gtFine_labelTrainIds.png, written by "
-    "cityscapesscripts' createTrainIdLabelImgs), not label ids (*_gtFine_labelIds.png, 0-33); "
-    "check seg_map_suffix.")
 
 
 def _ensure(data_root: str, layout: str, synthetic: dict | None) -> None:
@@ -38,8 +32,8 @@ def _ensure(data_root: str, layout: str, synthetic: dict | None) -> None:
 
 
 @DATASETS.register_module()
-class SyntheticCityscapesDataset(SegmentationFileChecks, CityscapesDataset):
-    """CityscapesDataset over generated data (see module doc).
+class SyntheticCityscapesDataset(CheckedCityscapesDataset):
+    """CheckedCityscapesDataset over generated data (see module doc).
 
     Label values outside the 19 train ids (and not 255) raise ``ValueError`` when the
     sample is loaded, naming the file.
@@ -50,8 +44,8 @@ class SyntheticCityscapesDataset(SegmentationFileChecks, CityscapesDataset):
     """
 
     layout_hint = CITYSCAPES_LAYOUT + _REGENERATE
-    label_fix_hint = CITYSCAPES_LABEL_FIX
-    out_of_range_labels = "error"
+    # The generator writes the train ids itself: a missing one means a damaged folder.
+    missing_label_hint = _REGENERATE[2:]
 
     def __init__(self, synthetic: dict | None = None, **kwargs) -> None:
         _ensure(kwargs.get("data_root", ""), "cityscapes", synthetic)

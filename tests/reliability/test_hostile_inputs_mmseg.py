@@ -253,14 +253,16 @@ def test_gta5_label_ids_without_a_train_id_become_ignore(gta5_root):
     assert set(seg.unique().tolist()) <= set(range(19)) | {255}
 
 
-def test_cityscapes_train_ids_out_of_range_fail_naming_the_file(cityscapes_root):
+@pytest.mark.parametrize("dataset_type", ["SyntheticCityscapesDataset",
+                                          "CheckedCityscapesDataset"])
+def test_cityscapes_train_ids_out_of_range_fail_naming_the_file(cityscapes_root, dataset_type):
     import cv2
 
     label_path = sorted(cityscapes_root.glob("gtFine/train/*/*_labelTrainIds.png"))[0]
     label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
     label[0, :2] = (19, 33)  # e.g. a *_labelIds.png passed as train ids
     cv2.imwrite(str(label_path), label)
-    ds = _build_dataset(dict(type="SyntheticCityscapesDataset", data_root=str(cityscapes_root),
+    ds = _build_dataset(dict(type=dataset_type, data_root=str(cityscapes_root),
                              data_prefix=CITYSCAPES_PREFIX))
     index = [i for i in range(len(ds))
              if ds.get_data_info(i)["seg_map_path"] == str(label_path)][0]
@@ -286,12 +288,100 @@ def test_damaged_synthetic_cityscapes_folder_fails_when_built(cityscapes_root):
 
 
 def test_mmseg_cityscapes_dataset_on_an_empty_folder_fails_at_build(tmp_path):
-    # mmseg's own class (real-data configs use it): no check of ours, but it does not train
-    # on nothing either: mmengine's serialisation fails while the dataset is built.
+    # mmseg's own class (the real-data configs use CheckedCityscapesDataset instead): no check
+    # of ours, and the error names no folder, but it does not train on nothing either.
     (tmp_path / "leftImg8bit" / "train").mkdir(parents=True)
     with pytest.raises(ValueError, match="need at least one array"):
         _build_dataset(dict(type="CityscapesDataset", data_root=str(tmp_path),
                             data_prefix=CITYSCAPES_PREFIX))
+
+
+# ----------------------------------------------------------------------------- real Cityscapes
+REAL_CITYSCAPES_CONFIGS = sorted((REPO / "configs" / "mmseg").glob("*_cityscapes-512x1024.py"))
+OFFICIAL_LAYOUT = ("leftImg8bit/<split>/<city>/<name>_leftImg8bit.png",
+                   "gtFine/<split>/<city>/<name>_gtFine_labelTrainIds.png")
+MAKE_TRAIN_IDS = ("createTrainIdLabelImgs", "tools/dataset_converters/cityscapes.py")
+
+
+def _checked(root: Path, **kwargs):
+    return _build_dataset(dict(type="CheckedCityscapesDataset", data_root=str(root),
+                               data_prefix=CITYSCAPES_PREFIX, **kwargs))
+
+
+def _assert_names_layout_and_fix(message: str) -> None:
+    for fragment in OFFICIAL_LAYOUT + MAKE_TRAIN_IDS:
+        assert fragment in message, fragment
+
+
+def test_checked_cityscapes_missing_folders_fail_at_build_naming_them(tmp_path, cityscapes_root):
+    with pytest.raises(FileNotFoundError) as info:
+        _checked(tmp_path / "nowhere")
+    message = str(info.value)
+    assert f"image folder {tmp_path / 'nowhere' / 'leftImg8bit' / 'train'} does not exist" \
+        in message and f"nor does data_root {tmp_path / 'nowhere'}" in message
+    _assert_names_layout_and_fix(message)
+    # Images present, label folder absent (train ids never generated, labels elsewhere).
+    import shutil
+
+    shutil.rmtree(cityscapes_root / "gtFine")
+    with pytest.raises(FileNotFoundError) as info:
+        _checked(cityscapes_root)
+    message = str(info.value)
+    assert f"label folder {cityscapes_root / 'gtFine' / 'train'} does not exist" in message
+    _assert_names_layout_and_fix(message)
+
+
+def test_checked_cityscapes_empty_folder_fails_at_build_naming_it(tmp_path):
+    for folder in ("leftImg8bit/train/aachen", "gtFine/train/aachen"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "leftImg8bit" / "train" / "aachen" / "aachen_000000_000019.png").touch()
+    with pytest.raises(FileNotFoundError) as info:
+        _checked(tmp_path)
+    message = str(info.value)
+    assert f"no images ending in '_leftImg8bit.png' under {tmp_path / 'leftImg8bit' / 'train'}" \
+        in message and "the dataset is empty" in message
+    _assert_names_layout_and_fix(message)
+
+
+def test_checked_cityscapes_image_without_its_train_id_label_fails_naming_both(
+        cityscapes_root):
+    # As downloaded: *_gtFine_labelIds.png beside the image's missing *_labelTrainIds.png.
+    label = sorted(cityscapes_root.glob("gtFine/train/*/*_gtFine_labelTrainIds.png"))[1]
+    image = Path(str(label).replace("gtFine", "leftImg8bit", 1).replace(
+        "_gtFine_labelTrainIds.png", "_leftImg8bit.png"))
+    assert image.exists() and Path(str(label).replace("TrainIds", "Ids")).exists()
+    label.unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        _checked(cityscapes_root)
+    message = str(info.value)
+    assert "1 of 2 images have no label file" in message
+    assert f"{image} (expected {label})" in message
+    for fragment in MAKE_TRAIN_IDS:
+        assert fragment in message
+
+
+def test_checked_cityscapes_loads_a_complete_official_layout_through_the_real_configs(
+        tmp_path):
+    root = generate_synthetic_segmentation(tmp_path / "cityscapes", "cityscapes", num_train=3,
+                                           num_val=2)
+    loaders = ("train_dataloader", "val_dataloader", "test_dataloader")
+    parsed = {p.name: Config.fromfile(str(p)) for p in REAL_CITYSCAPES_CONFIGS}
+    assert len(parsed) >= 2
+    for name, cfg in parsed.items():
+        assert [cfg[k].dataset.type for k in loaders] == ["CheckedCityscapesDataset"] * 3, name
+    cfg = parsed["deeplabv3_r18-d8_hybrid-r101-d8_4xb2-40k_cityscapes-512x1024.py"]
+    for loader, split, size in zip(loaders, ("train", "val", "val"), (3, 2, 2)):
+        # The config's own data_prefix and suffixes, on the generated official layout.
+        spec = copy.deepcopy(cfg[loader].dataset)
+        spec.update(data_root=str(root))
+        ds = _build_dataset({k: v for k, v in spec.items() if k != "pipeline"})
+        assert len(ds) == size
+        info = ds.get_data_info(0)
+        assert f"/leftImg8bit/{split}/" in info["img_path"]
+        assert info["seg_map_path"].endswith("_gtFine_labelTrainIds.png")
+        seg = ds[0]["data_samples"].gt_sem_seg.data
+        assert seg.shape[-2:] == (64, 128)
+        assert set(seg.unique().tolist()) <= set(range(19)) | {255}
 
 
 def _runner_data(root: Path) -> Path:
