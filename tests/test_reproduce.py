@@ -101,3 +101,14 @@ def test_detection_skips_without_detectron2(monkeypatch, tmp_path):
                               progress=lambda _: None)
     assert "detectron2 is not installed" in summary["detection"]["skipped"]
     assert detection.detectron2_missing() is not None
+
+
+def test_detection_alpha_phases_average_the_logged_steps():
+    from hybridkt_ext.reproduction.detection import _alpha_phases
+
+    rows = [{"step": 20 * i + 19, "hkt_alpha": float(i)} for i in range(30)]  # 600 iterations
+    phases = _alpha_phases(rows)
+    assert phases == {"alpha first 10%": 1.0,  # steps 19..59: alphas 0, 1, 2
+                      "alpha middle 40-60%": 14.5,  # alphas 12..17
+                      "alpha last 10%": 28.0}  # alphas 27, 28, 29
+    assert _alpha_phases(rows[:3])["alpha middle 40-60%"] == 1.0  # never an empty slice

@@ -45,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="segmentation/detection: student iterations")
     p.add_argument("--teacher-iters", type=int, default=None,
                    help="segmentation: teacher iterations")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="detection: training runs side by side, one thread each (2 on an "
+                        "idle 2-core machine halves its wall time)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared 2-core machine one thread "
                         "per process is ~3x faster than oversubscribed threads)")
@@ -57,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.seeds = 2 if args.quick else 3
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
+    if args.jobs < 1:
+        p.error("--jobs must be >= 1")
     return args
 
 
@@ -70,7 +75,7 @@ def main(argv=None) -> int:
     run_experiments(args.experiments, args.out, args.work_dir, range(args.seeds), args.quick,
                     epochs=args.epochs, teacher_epochs=args.teacher_epochs,
                     train_limit=args.train_limit, iters=args.iters,
-                    teacher_iters=args.teacher_iters)
+                    teacher_iters=args.teacher_iters, jobs=args.jobs)
     print(f"tables and plots in {args.out}")
     return 0
 
