@@ -1,6 +1,8 @@
 """Shared fixtures: generated data and short real-Runner runs of the synthetic configs."""
 from __future__ import annotations
 
+import copy
+
 import json
 import warnings
 from pathlib import Path
@@ -30,14 +32,18 @@ def data_options(root: Path, gta5: bool = False) -> dict:
     return opts
 
 
-def run_config(config: Path, work_dir: Path, data_root: Path, iters: int = 2,
+def run_config(config, work_dir: Path, data_root: Path, iters: int = 2,
                extra: dict | None = None, train: bool = True):
-    """Builds the real mmengine Runner for ``config`` (short schedule) and trains it."""
+    """Builds the real mmengine Runner for ``config`` (short schedule) and trains it.
+
+    ``config`` is a config file, or an already parsed ``Config`` (copied, not changed): a
+    parse costs about 2 s, which modules running many short runs pay once.
+    """
     import hybridkt_ext.for_mmseg  # noqa: F401
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    cfg = Config.fromfile(str(config))
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else Config.fromfile(str(config))
     options = data_options(data_root)
     options.update({"train_cfg.max_iters": iters, "train_cfg.val_interval": iters,
                     "default_hooks.logger.interval": 1,

@@ -24,7 +24,9 @@ from hybridkt_ext.datasets.synthetic_segmentation import (  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
-from tests.for_mmseg.conftest import HYBRID_CONFIG, REPO, data_options  # noqa: E402
+from tests.for_mmseg.conftest import (  # noqa: E402
+    HYBRID_CONFIG, REPO, run_config,
+)
 
 warnings.filterwarnings("ignore", message="the teacher keeps its random")
 HYBRID_CFG = Config.fromfile(str(HYBRID_CONFIG))  # parsed once: each parse costs ~2 s
@@ -43,22 +45,9 @@ def build_model(**options):
 
 def run_hybrid(work_dir: Path, data_root: Path, extra: dict | None = None,
                train: bool = True) -> None:
-    """The real Runner on the hybrid synthetic config, 2 iterations (conftest.run_config with
-    the parsed config reused)."""
-    from mmengine.runner import Runner
-
-    cfg = copy.deepcopy(HYBRID_CFG)
-    cfg.merge_from_dict({**data_options(data_root), "train_cfg.max_iters": 2,
-                         "train_dataloader.batch_size": 2, "val_dataloader.batch_size": 2,
-                         "default_hooks.checkpoint.interval": 1,
-                         "visualizer.name": f"vis_{work_dir.name}_{id(work_dir)}",
-                         **(extra or {})})
-    cfg.work_dir = str(work_dir)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        runner = Runner.from_cfg(cfg)
-    if train:
-        runner.train()
+    """The real Runner on the hybrid synthetic config, 2 iterations, a checkpoint after each."""
+    run_config(HYBRID_CFG, work_dir, data_root, iters=2, train=train,
+               extra={"default_hooks.checkpoint.interval": 1, **(extra or {})})
 
 
 def teacher_file(path: Path, **options) -> dict:
