@@ -4,7 +4,9 @@
 All modes of a setting run in the same process on the same batch, alternating step by step
 after warm-up; the table shows medians. Needs only torch + torchvision: torchvision's
 DeepLabV3 head stands in for mmseg's decode head, and torchvision's Faster R-CNN FPN, RPN and
-ROI heads for detectron2's.
+ROI heads for detectron2's. Two settings need more and are skipped (with a line saying so)
+where it is missing: seg_r101_mitb0 (mmseg's MiT-B0 student) and cls_timm-convnext-t_mbv1
+(timm's ConvNeXt-T teacher).
 
   python tools/benchmark.py --small                      # CPU, small sizes, a few minutes
   python tools/benchmark.py --device cuda --amp bf16 --channels-last --json perf.json
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import multiprocessing as mp
 import resource
@@ -47,6 +50,7 @@ from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridForward,
                                split_backbone)
 from hybridkt_ext.core.activation_memory import SavedActivationMeter  # noqa: E402
 from hybridkt_ext.core.naive_paths import naive_hybrid_forward, native_stage_sizes  # noqa: E402
+from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model  # noqa
 from hybridkt_ext.for_classification.models import build_classifier, classifier_head  # noqa
 
 MODES = ("student", "hybrid", "hybrid+ckpt", "naive", "fitnet", "at")
@@ -78,7 +82,15 @@ SETTINGS = {
     # CityPersons scale; a pedestrian detector's usual batch of 2 images per GPU.
     "det_r50_mbv1": Setting("det_r50_mbv1", "resnet50", "mobilenet_v1", "det", 2, (1024, 2048),
                             1, (128, 256)),
+    # A transformer student: SegFormer's MiT-B0 (mmseg's own module) under the DeepLab teacher.
+    "seg_r101_mitb0": Setting("seg_r101_mitb0", "resnet101", "mmseg.mit_b0", "seg", 2,
+                              (512, 1024), 2, (64, 128)),
+    # A teacher from timm's zoo, split from its own FeatureInfo.
+    "cls_timm-convnext-t_mbv1": Setting("cls_timm-convnext-t_mbv1", "timm.convnext_tiny",
+                                        "mobilenet_v1", "cls", 32, (224, 224), 4, (64, 64)),
 }
+# Settings whose student or teacher needs a package the benchmark does not otherwise need.
+NEEDS = {"seg_r101_mitb0": "mmseg", "cls_timm-convnext-t_mbv1": "timm"}
 
 
 class DetectionHeads(nn.Module):
@@ -130,6 +142,23 @@ def pedestrian_targets(batch: int, size: tuple[int, int], device: torch.device,
     return targets
 
 
+def zoo_teacher(name: str):
+    """A timm (or torchvision) teacher by name, split into stages by the core."""
+    return split_zoo_model(name, build_zoo_model(name))
+
+
+def mit_b0():
+    """mmseg's MixVisionTransformer at SegFormer-B0 size, split by the mmseg adapter."""
+    import hybridkt_ext.for_mmseg  # noqa: F401  (registers, and needs mmseg)
+    from mmseg.registry import MODELS
+
+    from hybridkt_ext.for_mmseg import split_mmseg_backbone
+
+    return split_mmseg_backbone(MODELS.build(dict(
+        type="MixVisionTransformer", embed_dims=32, num_stages=4, num_layers=[2, 2, 2, 2],
+        num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1])))
+
+
 def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None, Callable]:
     """The engine, the head modules outside it, and ``loss(features, images, targets)``.
 
@@ -140,8 +169,9 @@ def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None
     if s.task == "cls":
         student_model = build_classifier(s.student, 1000)
         head = classifier_head(student_model)  # uses the student model's own layers
-        student, teacher = split_backbone(student_model), split_backbone(
-            build_classifier(s.teacher, 1000))
+        teacher = zoo_teacher(s.teacher) if is_zoo_name(s.teacher) \
+            else split_backbone(build_classifier(s.teacher, 1000))
+        student = split_backbone(student_model)
         extra, out = None, "last"
     else:
         def resnet(name):
@@ -153,8 +183,11 @@ def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None
                 weights=None, replace_stride_with_dilation=[False, True, True] if dilate
                 else None)
 
-        student = split_backbone(build_classifier(s.student, 1000) if s.student ==
-                                 "mobilenet_v1" else resnet(s.student))
+        if s.student == "mmseg.mit_b0":
+            student = mit_b0()
+        else:
+            student = split_backbone(build_classifier(s.student, 1000) if s.student ==
+                                     "mobilenet_v1" else resnet(s.student))
         teacher = split_backbone(resnet(s.teacher))
         if s.task == "seg":
             from torchvision.models.segmentation.deeplabv3 import DeepLabHead
@@ -473,6 +506,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)  # spawned memory probes do the same
     results = []
     for name in names:
+        if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
+            print(f"\n### {name}: skipped, it needs {NEEDS[name]}, which is not installed")
+            continue
         result = measure(SETTINGS[name], args)
         print_table(result, args)
         results.append(result)

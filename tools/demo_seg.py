@@ -12,15 +12,11 @@ and L1/L2/L3 over iterations, the paper's Fig. 6/7) into the work dir.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-# mmengine 0.10.7 calls torch.load without weights_only, which torch >= 2.6 turns on; it then
-# refuses mmengine's own checkpoints (see tools/train_seg.py). Our own files only.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
 from hybridkt_ext.for_mmseg.segmentation_demo import (  # noqa: E402

@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plain-config", help="also write the student's plain config here")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing output files")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle any class in the checkpoint: only for files you trust, "
+                             "a pickle can run code")
     return parser.parse_args(argv)
 
 
@@ -64,7 +67,7 @@ def export(args: argparse.Namespace) -> None:
     if args.plain_config:
         check_export_target(args.checkpoint, args.plain_config, args.overwrite)
         plain_cfg = plain_student_config(Config.fromfile(args.config))
-    student = student_checkpoint(args.checkpoint)
+    student = student_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     tmp_cfg = None if plain_cfg is None else dump_config_to_temp(plain_cfg, args.plain_config)
     try:
         print(f"wrote {save_atomically(student, args.out, overwrite=args.overwrite)}")

@@ -17,9 +17,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-# mmengine 0.10.7 calls torch.load without weights_only, which torch >= 2.6 defaults to True;
-# its own checkpoints (message-hub state) then fail to load. Same setting as tools/test_seg.py.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 from hybridkt_ext.reproduction.runner import EXPERIMENTS, run_experiments  # noqa: E402
 

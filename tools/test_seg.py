@@ -15,12 +15,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-# mmengine 0.10.7 calls torch.load without weights_only, and torch >= 2.6 defaults it to True,
-# which refuses mmengine's own checkpoints (they pickle message-hub objects): --resume and
-# testing would fail. Restore the old default for this process; load only trusted files.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
+from hybridkt_ext.core import HybridKTError  # noqa: E402
+from hybridkt_ext.for_mmseg import trust_checkpoints_of_run  # noqa: E402  (registers all)
 from hybridkt_ext.for_mmseg.cpu_distributed import prepare_cpu_distributed  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -37,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override config settings, xxx=yyy")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
                         default="none", help="job launcher")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle any class in the checkpoints read: only for files you "
+                             "trust, a pickle can run code")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = parser.parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     elif cfg.get("work_dir", None) is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.trust_checkpoint:
+        trust_checkpoints_of_run(cfg)
     if args.show_dir:
         cfg.default_hooks.visualization.draw = True
         cfg.visualizer.save_dir = args.show_dir
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
     prepare_cpu_distributed(cfg)
-    metrics = Runner.from_cfg(cfg).test()
+    try:
+        metrics = Runner.from_cfg(cfg).test()
+    except HybridKTError as err:  # the message names the problem and the fix
+        sys.exit(f"test_seg: {type(err).__name__}: {err}")
     print(metrics)
     return metrics
 

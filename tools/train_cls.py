@@ -18,12 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-from hybridkt_ext.core import NonFiniteLossError, TeacherCheckpointError  # noqa: E402
-from hybridkt_ext.core.stage_alignment import StageMismatchError  # noqa: E402
+from hybridkt_ext.core import HybridKTError  # noqa: E402
 from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig  # noqa: E402
 from hybridkt_ext.for_classification.data import load_datasets  # noqa: E402
 from hybridkt_ext.for_classification.experiment import (  # noqa: E402
-    exported_student_accuracy, train_student, train_teacher)
+    exported_student_accuracy, load_classification_teacher, train_student, train_teacher)
 from hybridkt_ext.plotting import plot_alpha_and_path_losses  # noqa: E402
 
 
@@ -77,8 +76,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         return run(args)
-    except (TeacherCheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
-            StageMismatchError) as err:
+    except (HybridKTError, FileExistsError, FileNotFoundError) as err:
         # Input and data problems: one line naming the cause, not a traceback.
         sys.exit(f"train_cls: {type(err).__name__}: {err}")
 
@@ -102,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         args.teacher_checkpoint = ckpt
         if args.train_teacher:
             return 0
+    if any(m != "none" for m in args.modes):  # a bad teacher file fails before any training
+        load_classification_teacher(args.teacher, num_classes, args.teacher_checkpoint,
+                                    args.teacher_prefix, with_head="kd" in args.modes)
     results = []
     for mode in args.modes:
         for alpha in (args.fixed_alpha if mode == "fixed" else [1.0]):

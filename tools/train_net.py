@@ -7,14 +7,15 @@
     python tools/train_net.py --config-file <cfg> --export-student <out.pth> \
         MODEL.WEIGHTS <model.pth>       # also writes <out>.yaml, the plain student config
 
-SOLVER.AMP.ENABLED True trains with detectron2's AMPTrainer (CUDA float16).
+SOLVER.AMP.ENABLED True trains with detectron2's AMPTrainer (CUDA float16). Checkpoints are
+read without running code from them; --trust-checkpoint lifts that for files you trust.
 """
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from hybridkt_ext.for_detectron2 import (
     HybridKTTrainer as Trainer,
+    SafeDetectionCheckpointer,
     add_hybridkt_config,
     export_student_checkpoint,
 )
@@ -25,6 +26,8 @@ def setup(args):
     add_hybridkt_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    if args.trust_checkpoint:
+        cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS = True
     cfg.freeze()
     default_setup(cfg, args)
     return cfg
@@ -34,7 +37,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only or args.export_student:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR,
+                                  trust=cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume)
         if args.export_student:
             return export_student_checkpoint(model, args.export_student, cfg=cfg)
@@ -48,6 +52,9 @@ if __name__ == "__main__":
     parser = default_argument_parser()
     parser.add_argument("--export-student", default="", metavar="FILE",
                         help="write the student-only checkpoint (and its plain config) and exit")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle any class in the checkpoints read (teacher, MODEL.WEIGHTS, "
+                             "resume): only for files you trust, a pickle can run code")
     args = parser.parse_args()
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

@@ -24,15 +24,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-# mmengine 0.10.7 calls torch.load without weights_only, and torch >= 2.6 defaults it to True,
-# which refuses mmengine's own checkpoints (they pickle message-hub objects): --resume and
-# testing would fail. Restore the old default for this process; load only trusted files.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-from hybridkt_ext.core import CheckpointFileError, NonFiniteLossError  # noqa: E402
-from hybridkt_ext.core.stage_alignment import StageMismatchError  # noqa: E402
+from hybridkt_ext.core import HybridKTError  # noqa: E402
 from hybridkt_ext.for_mmseg import (  # noqa: E402  (registers HybridBackbone & co.)
-    TeacherMismatchError, prepare_cpu_distributed)
+    prepare_cpu_distributed, trust_checkpoints_of_run)
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -51,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override config settings, xxx=yyy (as mmseg's tools/train.py)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
                         default="none", help="job launcher")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="unpickle any class in the checkpoints read (teacher, load_from, "
+                             "resume): only for files you trust, a pickle can run code")
     # torch.distributed launchers pass --local-rank (>= 2.0) or --local_rank.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = parser.parse_args(argv)
@@ -80,13 +78,14 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.type = "AmpOptimWrapper"
             cfg.optim_wrapper.loss_scale = "dynamic"
     cfg.resume = args.resume
+    if args.trust_checkpoint:
+        trust_checkpoints_of_run(cfg)
     return cfg
 
 
 # Problems with the user's files or data, whose messages already name the cause and the fix:
 # one line on stderr instead of a traceback through mmengine.
-USER_ERRORS = (CheckpointFileError, FileNotFoundError, NonFiniteLossError, StageMismatchError,
-               TeacherMismatchError)
+USER_ERRORS = (HybridKTError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ model = dict(
         teacher=dict(
             _delete_=True, type='torchvision.resnet50',
             checkpoint='checkpoints/faster_rcnn_R_50_FPN_cityscapes.pth',
-            prefix='backbone.bottom_up.', remap='detectron2_resnet',
+            prefix='backbone.bottom_up.', remap='detectron2_resnet_to_torchvision',
             input=dict(mean=(103.53, 116.28, 123.675), std=(1.0, 1.0, 1.0),
                        channel_order='BGR')),
         # torchvision ResNet-50 is not dilated: /4 /8 /16 /32; adapters interpolate to /8.

@@ -1,8 +1,12 @@
 """Framework-neutral core (torch + torchvision only)."""
 from .adapters import FeatureAdapter
 from .balance import BALANCE_MODES, BalancedLoss, LossBalancer, NonFiniteLossError
-from .checkpoint import (CheckpointFileError, TeacherCheckpointError, load_checkpoint_file,
-                         load_teacher_weights, read_checkpoint)
+from .checkpoint import (TeacherCheckpointError, load_checkpoint_file, load_teacher_weights,
+                         read_checkpoint)
+from .checkpoint_file import (CheckpointFileError, CheckpointNotFoundError,
+                              UntrustedCheckpointError, allow_framework_checkpoints,
+                              read_checkpoint_file)
+from .errors import HybridKTError, TeacherMismatchError, UnsupportedBackboneError
 from .export import export_student_state_dict, save_atomically
 from .feature_transfer import AttentionTransferLoss, FitNetLoss, kd_loss
 from .freezing import TeacherNotFrozenError, assert_teacher_frozen, freeze_teacher
@@ -13,16 +17,23 @@ from .paths import PathPlan, make_path_plan
 from .splitters import split_backbone, split_sequential
 from .stage_alignment import (StageMismatchError, align_stages, aligned_stage_groups,
                               merge_stages)
-from .stages import StagedBackbone, StageSpec, SubmoduleChain, check_stage_contract
+from .stage_cutting import cut_into_stages
+from .stage_usage import used_state_keys
+from .stages import (StagedBackbone, StageSpec, SubmoduleChain, check_stage_contract,
+                     feature_map)
+from .teacher_fingerprint import teacher_fingerprint
 
 __all__ = [
-    "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "CheckpointFileError",
-    "FeatureAdapter", "FitNetLoss",
-    "HybridFeatures", "HybridForward", "InputConvention", "LossBalancer", "MobileNetV1",
-    "NonFiniteLossError", "PathPlan", "StageMismatchError", "StageSpec", "StagedBackbone", "SubmoduleChain",
-    "TeacherCheckpointError", "TeacherInputTransform", "TeacherNotFrozenError", "align_stages",
-    "aligned_stage_groups",
-    "assert_teacher_frozen", "check_stage_contract", "export_student_state_dict",
-    "freeze_teacher", "kd_loss", "load_checkpoint_file", "load_teacher_weights", "make_path_plan", "merge_stages",
-    "read_checkpoint", "save_atomically", "split_backbone", "split_sequential",
+    "align_stages", "aligned_stage_groups", "allow_framework_checkpoints", "assert_teacher_frozen",
+    "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "check_stage_contract",
+    "CheckpointFileError", "CheckpointNotFoundError", "cut_into_stages",
+    "export_student_state_dict", "feature_map", "FeatureAdapter", "FitNetLoss", "freeze_teacher",
+    "HybridFeatures", "HybridForward", "HybridKTError", "InputConvention", "kd_loss",
+    "load_checkpoint_file", "load_teacher_weights", "LossBalancer", "make_path_plan",
+    "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",
+    "read_checkpoint_file", "save_atomically", "split_backbone", "split_sequential",
+    "StagedBackbone", "StageMismatchError", "StageSpec", "SubmoduleChain", "teacher_fingerprint",
+    "TeacherCheckpointError", "TeacherInputTransform", "TeacherMismatchError",
+    "TeacherNotFrozenError", "UnsupportedBackboneError", "UntrustedCheckpointError",
+    "used_state_keys",
 ]

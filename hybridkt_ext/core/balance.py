@@ -13,12 +13,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import HybridKTError
+
 BALANCE_MODES = ("dynamic", "fixed", "student_only")
 
 _PATH_NAMES = ("L1 (student-first path)", "L2 (teacher-first path)", "L3 (student path)")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(HybridKTError, FloatingPointError):
     """A path loss is NaN or infinite; the step must not reach the optimiser."""
 
 

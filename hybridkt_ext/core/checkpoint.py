@@ -5,22 +5,21 @@ Supported files, read without importing any of those frameworks:
 * torchvision style: a plain state dict saved with ``torch.save``;
 * mmengine / mmseg: ``{"meta": ..., "state_dict": {...}, "optimizer": ..., ...}``;
 * detectron2 ``.pth``: ``{"model": {...}, "optimizer": ..., "iteration": ...}``;
-* detectron2 ``.pkl`` (model zoo): a pickled ``{"model": {name: numpy.ndarray}, ...}``.
+* detectron2 ``.pkl`` (model zoo): a pickled ``{"model": {name: numpy.ndarray}, ...}``;
+* ``.safetensors`` (timm and most model hubs): a flat ``{name: tensor}`` file.
 
 Typical use for a detectron2 teacher::
 
     report = load_teacher_weights(resnet, "model_final.pkl", prefix="backbone.bottom_up.",
                                   remap=DETECTRON2_RESNET_TO_TORCHVISION)
 
-Only load files you trust: like the frameworks themselves, reading some of these formats
-unpickles arbitrary objects (see ``read_checkpoint``).
+Files are read by ``checkpoint_file.read_checkpoint_file``, which never runs code from a file
+unless the caller opts in with ``trust=True`` (``.safetensors`` files are read too).
 """
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import types
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -28,6 +27,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from .checkpoint_file import CheckpointFileError, read_checkpoint_file
 
 __all__ = [
     "CheckpointFileError",
@@ -37,6 +38,7 @@ __all__ = [
     "load_checkpoint_file",
     "load_teacher_weights",
     "read_checkpoint",
+    "read_weights_and_meta",
     "remap_keys",
     "select_prefix",
 ]
@@ -64,10 +66,6 @@ _COUNTER_SUFFIX = "num_batches_tracked"
 _MAX_LISTED = 10
 
 
-class CheckpointFileError(ValueError):
-    """A checkpoint file is missing, empty, corrupt, or not a checkpoint at all."""
-
-
 class TeacherCheckpointError(CheckpointFileError):
     """A teacher checkpoint cannot be read or does not fit the teacher module."""
 
@@ -90,49 +88,6 @@ class LoadReport:
     mismatched: list[str] = field(default_factory=list)
 
 
-class _UnavailableObject(dict):
-    """Stands in for a pickled object whose class cannot be imported here.
-
-    mmengine checkpoints hold e.g. ``mmengine.logging.MessageHub`` state; a user with mmseg
-    weights but no mmengine installed must still get the tensors. Subclassing ``dict`` and
-    offering ``append``/``extend`` lets pickle rebuild dict- and list-like objects as well.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__()
-        self.args = args
-        self.kwargs = kwargs
-        self.items_list: list[Any] = []
-        self.state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def append(self, item: Any) -> None:
-        self.items_list.append(item)
-
-    def extend(self, items: Sequence[Any]) -> None:
-        self.items_list.extend(items)
-
-
-class _TolerantUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_UnavailableObject,), {"__module__": module})
-
-
-def _tolerant_load(file: Any, **kwargs: Any) -> Any:
-    return _TolerantUnpickler(file, **kwargs).load()
-
-
-# torch.load's ``pickle_module`` only needs ``Unpickler``, ``load`` and ``__name__``.
-_tolerant_pickle = types.ModuleType("_tolerant_pickle")
-_tolerant_pickle.Unpickler = _TolerantUnpickler  # type: ignore[attr-defined]
-_tolerant_pickle.load = _tolerant_load  # type: ignore[attr-defined]
-
-
 def _format_list(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_MAX_LISTED])
     if len(items) > _MAX_LISTED:
@@ -140,69 +95,17 @@ def _format_list(items: Sequence[str]) -> str:
     return shown
 
 
-def _not_a_checkpoint(path: str, err: BaseException,
-                      error: type[CheckpointFileError]) -> CheckpointFileError:
-    return error(
-        f"{path}: cannot read it as a checkpoint ({type(err).__name__}: {err}). The file is "
-        "corrupt, truncated (re-download or re-save it) or not a checkpoint at all; pass a "
-        "file written by torch.save, mmengine or detectron2 (detectron2 model-zoo pickles "
-        "must keep their .pkl suffix)."
-    )
-
-
-def _load_object(path: str, error: type[CheckpointFileError]) -> Any:
-    """The file's whole content; failures raise ``error`` (the teacher loader's own class, or
-    the plain ``CheckpointFileError`` for exporters) with the path and the fix."""
-    if not os.path.exists(path):
-        raise error(
-            f"{path}: no such file; check the checkpoint path (it is resolved relative to "
-            f"{os.getcwd()})."
-        )
-    if not os.path.isfile(path):
-        raise error(f"{path}: not a file; pass the checkpoint file itself.")
-    if os.path.getsize(path) == 0:
-        raise error(
-            f"{path}: the file is empty (0 bytes), probably an interrupted download or save; "
-            "download or save the checkpoint again."
-        )
-    if path.endswith(".pkl"):
-        # detectron2's model-zoo format, read the way detectron2's Checkpointer reads it
-        # (latin1 lets Python 3 read numpy arrays pickled by Python 2).
-        try:
-            with open(path, "rb") as f:
-                return _TolerantUnpickler(f, encoding="latin1").load()
-        except Exception as err:  # pickle reports corruption with many exception types
-            raise _not_a_checkpoint(path, err, error) from err
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # weights_only refuses anything but tensors and plain containers. mmengine checkpoints
-        # carry message-hub and other objects next to the weights, and mmengine/detectron2
-        # load their own files with weights_only=False, so we do the same; a file that is not
-        # a checkpoint at all fails again below. Unimportable classes become placeholders.
-        pass
-    except Exception as err:  # e.g. RuntimeError for a truncated zip, KeyError for text
-        raise _not_a_checkpoint(path, err, error) from err
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_tolerant_pickle
-        )
-    except Exception as err:
-        raise _not_a_checkpoint(path, err, error) from err
-
-
-def load_checkpoint_file(path: str | os.PathLike[str]) -> Any:
+def load_checkpoint_file(path: str | os.PathLike[str], trust: bool = False) -> Any:
     """Reads a whole checkpoint file (whatever it holds) on the CPU, with clear errors.
 
-    The reading rules are ``read_checkpoint``'s (``.pkl``: detectron2 model-zoo pickle;
-    otherwise ``torch.load``, falling back to ``weights_only=False``: only read files you
-    trust). Used where the file's other entries matter too, e.g. to export a student from a
-    training checkpoint.
+    The reading rules are ``checkpoint_file.read_checkpoint_file``'s: nothing outside the
+    allowlist is unpickled unless ``trust``. Used where the file's other entries matter too,
+    e.g. to export a student from a training checkpoint.
 
     Raises:
-        CheckpointFileError: the file is missing, empty, corrupt or not a checkpoint.
+        CheckpointFileError: the file is missing, empty, corrupt, unsafe or not a checkpoint.
     """
-    return _load_object(os.fspath(path), CheckpointFileError)
+    return read_checkpoint_file(path, trust=trust)
 
 
 def _as_tensor(value: Any) -> torch.Tensor | None:
@@ -213,18 +116,20 @@ def _as_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: str | os.PathLike[str], trust: bool = False
+                    ) -> dict[str, torch.Tensor]:
     """Reads the weights of a checkpoint file as a flat ``{name: tensor}`` dict on the CPU.
 
     The state dict is the file's ``"state_dict"`` entry (mmengine/mmseg), else its
     ``"model"`` entry (detectron2), else the file's top-level mapping (torchvision). Entries
     that are not tensors (or numeric numpy arrays, converted with ``torch.from_numpy``) are
-    dropped. Files ending in ``.pkl`` are read as detectron2 model-zoo pickles; every other
-    file with ``torch.load``, first with ``weights_only=True`` and, if the file holds other
-    objects, again with ``weights_only=False``: only read files you trust.
+    dropped. ``.safetensors`` files are read natively, ``.pkl`` files as detectron2 model-zoo
+    pickles, every other file with ``torch.load(weights_only=True)``; classes outside the
+    allowlist of ``checkpoint_file`` are refused unless ``trust``.
 
     Args:
         path: the checkpoint file.
+        trust: unpickle any class the file names (only for files you trust).
 
     Returns:
         The weights, keyed by their names in the checkpoint.
@@ -232,9 +137,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     Raises:
         TeacherCheckpointError: the file is missing, empty, corrupt, not a checkpoint, or holds
             no mapping of weights.
+        UntrustedCheckpointError: the file names a class outside the allowlist.
+    """
+    return read_weights_and_meta(path, trust)[0]
+
+
+def read_weights_and_meta(path: str | os.PathLike[str], trust: bool = False
+                          ) -> tuple[dict[str, torch.Tensor], Mapping | None]:
+    """``read_checkpoint``'s weights and the file's ``meta`` mapping (mmengine), if any.
+
+    mmengine's Runner stores the training config's text under ``meta["cfg"]``, which lets a
+    teacher builder compare the network it builds with the one the weights were trained in.
     """
     path = os.fspath(path)
-    obj = _load_object(path, TeacherCheckpointError)
+    obj = read_checkpoint_file(path, trust=trust, error=TeacherCheckpointError)
     if isinstance(obj, nn.Module):
         raise TeacherCheckpointError(
             f"{path}: holds a whole {type(obj).__name__} module, not a state dict; re-save it "
@@ -245,6 +161,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"{path}: holds a {type(obj).__name__}, not a mapping of weights; pass a state "
             "dict or an mmengine/detectron2 checkpoint."
         )
+    meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else None
     for key in ("state_dict", "model"):
         if isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -260,7 +177,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             f"{path}: the checkpoint holds no tensors (keys: {top or 'none'}); pass a state "
             "dict or an mmengine/detectron2 checkpoint with weights."
         )
-    return state
+    return state, meta
 
 
 def _common_prefixes(keys: Sequence[str]) -> str:
@@ -325,12 +242,38 @@ def remap_keys(
     return renamed
 
 
+def _check_values(path: str, state: Mapping[str, torch.Tensor],
+                  target: Mapping[str, torch.Tensor]) -> None:
+    """Refuses integer data for floating-point weights and non-finite weights, naming the key.
+
+    Copying int8 (quantised) values into a float module would silently load weights such as
+    -1, 2, 5; a NaN weight would surface only as a non-finite loss at the first step.
+    """
+    for key, value in state.items():
+        if not target[key].is_floating_point():
+            continue  # integer buffers (counters) are copied as they are
+        if not (value.is_floating_point() or value.is_complex()):
+            raise TeacherCheckpointError(
+                f"{path}: {key!r} holds {value.dtype} values where the teacher has "
+                f"{target[key].dtype} weights (a quantised or wrongly converted checkpoint?); "
+                "pass the floating-point checkpoint the teacher was trained with."
+            )
+        if not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise TeacherCheckpointError(
+                f"{path}: {key!r} holds {bad} non-finite value(s) (NaN or inf): the checkpoint "
+                "is damaged or was saved after training diverged; use an earlier checkpoint."
+            )
+
+
 def load_teacher_weights(
     module: nn.Module,
     path: str | os.PathLike[str],
     prefix: str = "",
     remap: Sequence[tuple[str, str]] = (),
     strict: bool = True,
+    trust: bool = False,
+    state: Mapping[str, torch.Tensor] | None = None,
 ) -> LoadReport:
     """Loads a checkpoint's weights into ``module`` in place.
 
@@ -349,16 +292,23 @@ def load_teacher_weights(
         strict: if true, any missing key, unexpected key or shape mismatch is an error and
             nothing is loaded; if false, every key present on both sides with equal shapes is
             loaded and the rest is reported.
+        trust: unpickle any class the file names (only for files you trust; see
+            ``checkpoint_file``).
+        state: the file's weights, if the caller has read them already (``path`` then only
+            names the file in messages).
 
     Returns:
         A ``LoadReport`` listing loaded, missing, unexpected and mismatched keys.
 
     Raises:
         TeacherCheckpointError: the file cannot be read, the prefix matches nothing, the
-            remap collides, or (strict only) the keys or shapes do not match.
+            remap collides, a weight is not finite or not floating point where the module's
+            is, or (strict only) the keys or shapes do not match.
+        UntrustedCheckpointError: the file names a class outside the allowlist.
     """
     path = os.fspath(path)
-    state = read_checkpoint(path)
+    if state is None:
+        state = read_checkpoint(path, trust=trust)
     try:
         state = remap_keys(select_prefix(state, prefix), remap)
     except TeacherCheckpointError as err:
@@ -387,6 +337,7 @@ def load_teacher_weights(
             "Check `prefix` and `remap` against the checkpoint's key names (or pass "
             "strict=False to load only the matching keys)."
         )
+    _check_values(path, {k: state[k] for k in loaded}, target)
     # load_state_dict copies into the existing tensors (keeping dtype/device) and runs the
     # modules' own load hooks; strict=False because counters may be absent.
     module.load_state_dict({k: state[k] for k in loaded}, strict=False)

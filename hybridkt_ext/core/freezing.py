@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from .errors import HybridKTError
 
-class TeacherNotFrozenError(RuntimeError):
+
+class TeacherNotFrozenError(HybridKTError, RuntimeError):
     """The teacher has trainable parameters or modules in training mode."""
 
 

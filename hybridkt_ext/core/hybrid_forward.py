@@ -28,7 +28,7 @@ from .input_transform import InputConvention, TeacherInputTransform
 from .norm_stats import RunningStatsGuard
 from .paths import STUDENT, TEACHER, PathPlan, make_path_plan
 from .stage_alignment import StageMismatchError, describe_stages
-from .stages import StagedBackbone
+from .stages import StagedBackbone, feature_map
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,8 @@ class HybridForward(nn.Module):
         self._stats_guard = RunningStatsGuard(student)
         s_ch = [s.channels for s in student.stage_specs]
         t_ch = [s.channels for s in teacher.stage_specs]
+        s_tok = [s.global_tokens for s in student.stage_specs]
+        t_tok = [s.global_tokens for s in teacher.stage_specs]
         # Only adapters some path uses are built: unused parameters would break DDP.
         self.to_teacher = nn.ModuleDict()
         self.to_student = nn.ModuleDict()
@@ -100,10 +102,10 @@ class HybridForward(nn.Module):
             for i, net in enumerate(plan):
                 nxt = plan[i + 1] if i + 1 < n else None
                 if net == STUDENT and nxt == TEACHER and str(i) not in self.to_teacher:
-                    self.to_teacher[str(i)] = FeatureAdapter(s_ch[i], t_ch[i])
+                    self.to_teacher[str(i)] = FeatureAdapter(s_ch[i], t_ch[i], t_tok[i])
                 feeds_student = nxt == STUDENT or i in self.out_indices
                 if net == TEACHER and feeds_student and str(i) not in self.to_student:
-                    self.to_student[str(i)] = FeatureAdapter(t_ch[i], s_ch[i])
+                    self.to_student[str(i)] = FeatureAdapter(t_ch[i], s_ch[i], s_tok[i])
 
     def train(self, mode: bool = True) -> "HybridForward":
         super().train(mode)
@@ -113,10 +115,15 @@ class HybridForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Student path only: what inference, evaluation and export run (zero overhead)."""
-        return self._select(self.student(x))
+        return self.head_features(self.student(x))
 
-    def _select(self, stage_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [stage_outputs[i] for i in self.out_indices]
+    def head_features(self, stage_outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The features at ``out_indices`` that the head consumes, from all stage outputs.
+
+        Each is the stage's returned feature (its ``tap``, e.g. Swin's per-stage norm).
+        """
+        specs = self.student.stage_specs
+        return [specs[i].feature(stage_outputs[i]) for i in self.out_indices]
 
     def forward_with_teacher(self, x: torch.Tensor
                              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -127,7 +134,7 @@ class HybridForward(nn.Module):
         teacher = self._require_teacher()
         student_out = self.student(x)
         with torch.no_grad():
-            teacher_out = teacher(self.teacher_input(x))
+            teacher_out = [feature_map(t) for t in teacher(self.teacher_input(x))]
         return student_out, teacher_out
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
@@ -162,18 +169,20 @@ class HybridForward(nn.Module):
                 outputs[prefix] = self._run_stage(net, i, prefix, stage_in, teacher)
             teacher_path = plan.teacher_first if plan.teacher_first[i] == TEACHER \
                 else plan.student_first
-            sizes[STUDENT].append(tuple(outputs[plan.student[: i + 1]].shape[-2:]))
-            sizes[TEACHER].append(tuple(outputs[teacher_path[: i + 1]].shape[-2:]))
+            sizes[STUDENT].append(tuple(feature_map(outputs[plan.student[: i + 1]]).shape[-2:]))
+            sizes[TEACHER].append(tuple(feature_map(outputs[teacher_path[: i + 1]]).shape[-2:]))
+
+        specs = self.student.stage_specs
 
         def features(path: str) -> list[torch.Tensor]:
             feats = []
             for i in self.out_indices:
                 prefix = path[: i + 1]
                 if path[i] == STUDENT:
-                    feats.append(outputs[prefix])
-                else:
-                    feats.append(self._adapted_to_student(prefix, i, outputs, in_student_space,
-                                                          sizes))
+                    out = outputs[prefix]
+                else:  # a teacher output, carried into the student's space first
+                    out = self._adapted_to_student(prefix, i, outputs, in_student_space, sizes)
+                feats.append(specs[i].feature(out))
             return feats
 
         return HybridFeatures(features(plan.student), features(plan.student_first),

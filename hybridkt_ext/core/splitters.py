@@ -12,18 +12,21 @@ stage boundaries sit at resolution changes. Rules shared by every splitter:
   whole feature extractor and the last stage output equals the plain feature extractor's.
 * Stage modules are fresh containers over the model's own submodules: no parameter is created,
   copied or re-initialised, and ``StagedBackbone.state_dict()`` is the model's under ``model.``.
+* Stage outputs are NCHW. torchvision's Swin runs NHWC between its ``features`` entries, so its
+  stages permute at both ends (an exact view: the next stage gets the very same tensor back).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torchvision.models import VGG, MobileNetV2, MobileNetV3, ResNet
+from torchvision.models import (VGG, ConvNeXt, EfficientNet, MobileNetV2, MobileNetV3, RegNet,
+                                ResNet, SwinTransformer)
 
 from .mobilenet_v1 import MobileNetV1
+from .stage_cutting import conv_dilation, probe_shapes
 from .stages import StagedBackbone, StageSpec, SubmoduleChain
 
 _STRIDED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
@@ -40,11 +43,6 @@ def _stride(module: nn.Module) -> int:
     shortcut in parallel, and a block lowers the resolution once.
     """
     return max((_as_int(m.stride) for m in module.modules() if isinstance(m, _STRIDED)), default=1)
-
-
-def _dilation(module: nn.Module) -> int:
-    convs = (m for m in module.modules() if isinstance(m, nn.Conv2d))
-    return max((_as_int(m.dilation) for m in convs), default=1)
 
 
 def _out_channels(module: nn.Module, name: str) -> int:
@@ -81,36 +79,40 @@ def _spans(children: Sequence[nn.Module], cuts: Sequence[int]) -> list[tuple[int
     return spans
 
 
-def _slice(seq: nn.Sequential, start: int, end: int) -> nn.Sequential:
-    # ``seq[start:end]`` would build ``type(seq)(...)``, which breaks for nn.Sequential
-    # subclasses with their own __init__; a plain container keeps the original child names.
-    return nn.Sequential(OrderedDict(list(seq._modules.items())[start:end]))
-
-
-def _downsampling_indices(features: nn.Sequential) -> list[int]:
+def _downsampling_indices(blocks: Sequence[nn.Module]) -> list[int]:
     """Indices of the entries that lower the resolution or replace that by a larger dilation."""
     cuts, dilation = [], 1
-    for index, block in enumerate(features):
-        block_dilation = _dilation(block)
+    for index, block in enumerate(blocks):
+        block_dilation = conv_dilation([block])
         if _stride(block) > 1 or block_dilation > dilation:
             cuts.append(index)
         dilation = max(dilation, block_dilation)
     return cuts
 
 
-def _split_features(model: nn.Module) -> StagedBackbone:
-    """Splits ``model.features`` before each downsampling entry; reductions from the strides."""
-    features: nn.Sequential = model.features
-    children = list(features)
+def _split_chain(model: nn.Module, names: Sequence[str],
+                 label: Callable[[int, int], str]) -> StagedBackbone:
+    """Splits the chain of submodules ``names`` (forward order) before each downsampling entry.
+
+    Reductions are the products of the entries' strides; ``label(start, end)`` names the stage
+    that runs ``names[start:end]``.
+    """
+    children = [model.get_submodule(name) for name in names]
     stages, reduction = [], 1
-    for start, end in _spans(children, _downsampling_indices(features)):
+    for start, end in _spans(children, _downsampling_indices(children)):
         for child in children[start:end]:
             reduction *= _stride(child)
-        name = f"features[{start}:{end}]"
-        names = [f"features.{key}" for key in list(features._modules)[start:end]]
-        stages.append(StageSpec(name, _out_channels(_slice(features, start, end), name),
-                                reduction, SubmoduleChain(model, names)))
+        name = label(start, end)
+        stages.append(StageSpec(name, _out_channels(nn.ModuleList(children[start:end]), name),
+                                reduction, SubmoduleChain(model, names[start:end]),
+                                scale=reduction * conv_dilation(children[start:end])))
     return StagedBackbone(model, stages)
+
+
+def _split_features(model: nn.Module) -> StagedBackbone:
+    """Splits ``model.features`` before each downsampling entry; reductions from the strides."""
+    names = [f"features.{key}" for key in model.features._modules]
+    return _split_chain(model, names, lambda start, end: f"features[{start}:{end}]")
 
 
 def split_resnet(model: ResNet) -> StagedBackbone:
@@ -138,7 +140,8 @@ def split_resnet(model: ResNet) -> StagedBackbone:
         names = ("conv1", "bn1", "relu", "maxpool", name) if name == "layer1" else (name,)
         stage_name = "+".join(names)
         stages.append(StageSpec(stage_name, _out_channels(layer, stage_name), reduction,
-                                SubmoduleChain(model, names)))
+                                SubmoduleChain(model, names),
+                                scale=reduction * conv_dilation([layer])))
     return StagedBackbone(model, stages)
 
 
@@ -181,39 +184,100 @@ def split_mobilenet_v3(model: MobileNetV3) -> StagedBackbone:
     return _split_features(model)
 
 
-def _probe(module: nn.Sequential, in_channels: int, probe_size: int) -> list[tuple[int, int, int]]:
-    """Runs a probe through the children one at a time; returns each output's (C, H, W)."""
-    reference = next(module.parameters(), None)
-    if reference is None:
-        reference = next(module.buffers(), torch.zeros(()))
-    # Save every flag, not just the top one: a frozen BN kept in eval must stay in eval.
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    shapes = []
-    try:
-        with torch.no_grad():
-            shape = (1, in_channels, probe_size, probe_size)
-            x = torch.zeros(shape, device=reference.device, dtype=reference.dtype)
-            for index, child in enumerate(module):
-                x = child(x)
-                what = f"child [{index}] ({type(child).__name__}) of the nn.Sequential"
-                if x.dim() != 4:
-                    raise ValueError(
-                        f"split_sequential handles 2-D feature maps only, but {what} outputs "
-                        f"shape {tuple(x.shape)}; pass only the convolutional part."
-                    )
-                if min(x.shape[2:]) < 2:
-                    raise ValueError(
-                        f"the {probe_size}x{probe_size} probe shrinks to {x.shape[2]}x"
-                        f"{x.shape[3]} at {what}, which hides any later downsampling; pass a "
-                        "probe_size of at least twice the total stride, and leave global "
-                        "pooling out of the module."
-                    )
-                shapes.append((x.shape[1], x.shape[2], x.shape[3]))
-    finally:
-        for m, training in flags:
-            m.training = training
-    return shapes
+def split_efficientnet(model: EfficientNet) -> StagedBackbone:
+    """Splits a torchvision EfficientNet (B0-B7 and V2) before each stride-2 entry of ``features``.
+
+    EfficientNet-B0: reductions 2, 4, 8, 16, 32 with 16, 24, 40, 112, 1280 channels; the
+    final 1x1 conv of ``features`` belongs to the last stage, ``avgpool`` and ``classifier``
+    stay in the model but in no stage.
+    """
+    _require(model, EfficientNet, "split_efficientnet")
+    return _split_features(model)
+
+
+def split_regnet(model: RegNet) -> StagedBackbone:
+    """Splits a torchvision RegNet (X and Y) into ``stem`` and the blocks of ``trunk_output``.
+
+    Every RegNet block group starts with a stride-2 block, so the stride-2 stem is a stage of its
+    own: reductions 2, 4, 8, 16, 32. ``avgpool`` and ``fc`` stay in the model but in no stage.
+    """
+    _require(model, RegNet, "split_regnet")
+    names = ["stem"] + [f"trunk_output.{key}" for key in model.trunk_output._modules]
+    return _split_chain(model, names, lambda start, end: "+".join(names[start:end]))
+
+
+def split_convnext(model: ConvNeXt) -> StagedBackbone:
+    """Splits a torchvision ConvNeXt before each downsampling layer of ``features``.
+
+    Each stage is a downsampling layer (the stem for the first) plus its blocks: reductions
+    4, 8, 16, 32. The classifier's LayerNorm2d runs after the global pooling, so it is part of
+    the head and of no stage; the last stage output equals ``model.features(x)``.
+    """
+    _require(model, ConvNeXt, "split_convnext")
+    return _split_features(model)
+
+
+class _NHWCChain(SubmoduleChain):
+    """A ``SubmoduleChain`` over modules that run NHWC, with NCHW input and output.
+
+    The permutes are views, so the next stage's permute back hands its modules the exact tensor
+    (values and memory layout) the plain model would pass them.
+
+    Args:
+        root: the model owning the submodules.
+        names: dotted submodule names in forward order.
+        nhwc_input: permute the input to NHWC first (False for the stage that takes the image).
+    """
+
+    def __init__(self, root: nn.Module, names: Sequence[str], nhwc_input: bool) -> None:
+        super().__init__(root, names)
+        self.nhwc_input = nhwc_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.nhwc_input:
+            x = x.permute(0, 2, 3, 1)
+        return super().forward(x).permute(0, 3, 1, 2)
+
+
+def split_swin(model: SwinTransformer, probe_size: int = 64) -> StagedBackbone:
+    """Splits a torchvision Swin Transformer (v1 or v2) before each patch merging of ``features``.
+
+    ``features`` runs NHWC; each stage permutes to NCHW at its end and back at the start of the
+    next, so stage outputs are (N, C, H, W): reductions 4, 8, 16, 32. The final ``norm`` is part
+    of the last stage, not a tap: no stage follows it, so in-stream and tap differ only in what
+    the stage outputs, and in-stream makes that output equal ``model.permute(model.norm(
+    model.features(x)))``, the feature map the classifier pools, also when Swin is the teacher
+    (hybrid paths and feature mimicking read teacher stage outputs, never teacher taps).
+    Patch merging has no strided conv, so a zero probe finds the downsampling entries.
+
+    Args:
+        model: a torchvision ``SwinTransformer`` (``swin_t``, ``swin_v2_t``, ...).
+        probe_size: height and width of the probe image (see ``split_sequential``).
+    """
+    _require(model, SwinTransformer, "split_swin")
+    keys = [f"features.{key}" for key in model.features._modules]
+    parts = [_NHWCChain(model, [key], nhwc_input=i > 0) for i, key in enumerate(keys)]
+    shapes = probe_shapes(model, parts, probe_size=probe_size)
+    children = list(model.features)
+    stages = []
+    for start, end in _spans(children, _probed_cuts(shapes, probe_size)):
+        names = keys[start:end] + (["norm"] if end == len(keys) else [])
+        channels, height, _ = shapes[end - 1]
+        reduction = round(probe_size / height)
+        name = f"features[{start}:{end}]" + ("+norm" if end == len(keys) else "")
+        stages.append(StageSpec(name, channels, reduction,
+                                _NHWCChain(model, names, nhwc_input=start > 0)))
+    return StagedBackbone(model, stages)
+
+
+def _probed_cuts(shapes: Sequence[tuple[int, int, int]], probe_size: int) -> list[int]:
+    """Indices of the parts whose probe output is at least 2x smaller than their input.
+
+    ``round(H_in / H_out) >= 2``: a valid-padding conv that trims a border does not downsample.
+    """
+    heights_in = [probe_size] + [height for _, height, _ in shapes[:-1]]
+    return [i for i, (h_in, (_, h_out, _)) in enumerate(zip(heights_in, shapes))
+            if round(h_in / h_out) >= 2]
 
 
 def split_sequential(
@@ -255,15 +319,9 @@ def split_sequential(
             f"split_sequential got an empty {type(module).__name__} (no children); pass the "
             "nn.Sequential that holds the feature extractor's layers."
         )
-    shapes = _probe(module, in_channels, probe_size)
-    heights_in = [probe_size] + [height for _, height, _ in shapes[:-1]]
-    cuts = [
-        i
-        for i, (h_in, (_, h_out, _)) in enumerate(zip(heights_in, shapes))
-        if round(h_in / h_out) >= 2
-    ]
+    shapes = probe_shapes(module, children, in_channels, probe_size)
     stages = []
-    for start, end in _spans(children, cuts):
+    for start, end in _spans(children, _probed_cuts(shapes, probe_size)):
         channels, height, _ = shapes[end - 1]
         reduction = round(probe_size / height)
         names = list(module._modules)[start:end]
@@ -279,6 +337,10 @@ _SPLITTERS: tuple[tuple[type, Callable[..., StagedBackbone]], ...] = (
     (MobileNetV1, split_mobilenet_v1),
     (MobileNetV2, split_mobilenet_v2),
     (MobileNetV3, split_mobilenet_v3),
+    (EfficientNet, split_efficientnet),
+    (RegNet, split_regnet),
+    (ConvNeXt, split_convnext),
+    (SwinTransformer, split_swin),
     (nn.Sequential, split_sequential),
 )
 
@@ -287,7 +349,8 @@ def split_backbone(model: nn.Module) -> StagedBackbone:
     """Splits ``model`` with the splitter for its type.
 
     Args:
-        model: a torchvision ResNet, VGG, MobileNetV2 or MobileNetV3, a MobileNetV1, or an
+        model: a torchvision ResNet, VGG, MobileNetV2, MobileNetV3, EfficientNet (v1 or v2),
+            RegNet, ConvNeXt or SwinTransformer (v1 or v2), a MobileNetV1, or an
             nn.Sequential (split with ``split_sequential`` and its defaults).
 
     Raises:

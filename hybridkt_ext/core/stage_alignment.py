@@ -10,16 +10,20 @@ from typing import Sequence
 
 from torch import nn
 
+from .errors import HybridKTError
 from .stages import StagedBackbone, StageSpec
 
 
-class StageMismatchError(ValueError):
+class StageMismatchError(HybridKTError, ValueError):
     """Two backbones' stages cannot be paired."""
 
 
 def describe_stages(backbone: StagedBackbone) -> str:
-    """One line per stage: name, channels, reduction (for error messages)."""
-    return ", ".join(f"{s.name}(C={s.channels}, /{s.reduction})" for s in backbone.stage_specs)
+    """One line per stage: name, channels, reduction (and scale if dilated), for messages."""
+    return ", ".join(
+        f"{s.name}(C={s.channels}, /{s.reduction}"
+        + (f", scale {s.scale}" if s.scale != s.reduction else "") + ")"
+        for s in backbone.stage_specs)
 
 
 def merge_stages(backbone: StagedBackbone, groups: Sequence[Sequence[int]]) -> StagedBackbone:
@@ -49,38 +53,42 @@ def merge_stages(backbone: StagedBackbone, groups: Sequence[Sequence[int]]) -> S
             channels=last.channels,
             reduction=last.reduction,
             module=nn.Sequential(*(specs[i].module for i in group)),
+            scale=last.scale,
+            tap=last.tap,
+            global_tokens=last.global_tokens,
         ))
     return StagedBackbone(backbone.model, merged)
 
 
-def _groups_ending_at(reductions: list[int], ends: list[int]) -> list[list[int]]:
-    # Each group ends at the *last* stage with that reduction (dilated stages repeat one);
-    # stages after the last shared scale join the final group.
-    cuts = [max(i for i, r in enumerate(reductions) if r == e) for e in ends]
+def _groups_ending_at(scales: list[int], ends: list[int]) -> list[list[int]]:
+    # Each group ends at the *last* stage with that scale (a stage cut after a head feature
+    # can repeat one); stages after the last shared scale join the final group.
+    cuts = [max(i for i, r in enumerate(scales) if r == e) for e in ends]
     groups, start = [], 0
     for cut in cuts:
         groups.append(list(range(start, cut + 1)))
         start = cut + 1
-    groups[-1].extend(range(start, len(reductions)))
+    groups[-1].extend(range(start, len(scales)))
     return groups
 
 
 def aligned_stage_groups(student: StagedBackbone,
                          teacher: StagedBackbone) -> tuple[list[list[int]], list[list[int]]]:
-    """The stage groups ``align_stages`` merges: one group per shared reduction, per network.
+    """The stage groups ``align_stages`` merges: one group per shared scale, per network.
 
-    Backbones with equal stage counts get one group per stage (paired by index; adapters
-    interpolate if sizes differ, e.g. a dilated student with a non-dilated teacher). Adapters
-    use the groups to map a head's ``out_indices`` onto merged stages.
+    Stages pair by ``scale`` (the reduction without dilation), so a dilated D8 network pairs
+    with a plain one stage for stage; adapters interpolate where sizes differ. Backbones with
+    equal stage counts get one group per stage (paired by index). Adapters use the groups to
+    map a head's ``out_indices`` onto merged stages.
 
     Raises:
-        StageMismatchError: if the two share fewer than two reductions at which to switch.
+        StageMismatchError: if the two share fewer than two scales at which to switch.
     """
     if student.num_stages == teacher.num_stages:
         return ([[i] for i in range(student.num_stages)],
                 [[i] for i in range(teacher.num_stages)])
-    s_red = [s.reduction for s in student.stage_specs]
-    t_red = [s.reduction for s in teacher.stage_specs]
+    s_red = [s.scale for s in student.stage_specs]
+    t_red = [s.scale for s in teacher.stage_specs]
     shared = sorted(set(s_red) & set(t_red))
     if len(shared) < 2:
         raise StageMismatchError(
@@ -94,7 +102,7 @@ def aligned_stage_groups(student: StagedBackbone,
 
 def align_stages(student: StagedBackbone,
                  teacher: StagedBackbone) -> tuple[StagedBackbone, StagedBackbone]:
-    """Merges stages so both backbones have one stage per shared reduction.
+    """Merges stages so both backbones have one stage per shared scale.
 
     See ``aligned_stage_groups`` for the grouping; equal stage counts are returned unchanged.
     """

@@ -18,6 +18,12 @@ from torch import nn
 class StageSpec:
     """One stage of a backbone.
 
+    Stage outputs are (N, C, H, W) feature maps: stages of token-layout networks
+    (transformers) convert at their boundary, so adapters and heads never see another layout.
+    A stage whose network carries global tokens besides its patch tokens (a ViT's class token)
+    outputs the tuple ``(feature_map, token_1, ...)`` with each token as (N, C, 1, 1), so the
+    next stage gets them back exactly; ``feature_map()`` picks the map.
+
     Attributes:
         name: human-readable name, e.g. ``"layer2"`` or ``"features.7-13"``.
         channels: channels of the stage's output feature map.
@@ -25,12 +31,40 @@ class StageSpec:
         module: the callable that maps the previous stage's output to this stage's output,
             usually a ``SubmoduleChain`` naming modules owned by the wrapped model. It is not
             registered as a submodule anywhere, so state dicts keep the plain model's layout.
+        scale: the reduction the stage would have without dilation (a DeepLab D8 ResNet's
+            stages: reductions 4, 8, 8, 8, scales 4, 8, 16, 32). Stages of two networks pair
+            by scale. Defaults to ``reduction``.
+        tap: maps the stage output to the feature the backbone returns for it, where the two
+            differ (Swin and ConvNeXt normalise their returned features but feed the next
+            stage the unnormalised ones; a ViT returns its map without the class token); None
+            when the output itself is returned.
+        global_tokens: how many global tokens follow the feature map in the output (0: the
+            output is a plain tensor).
     """
 
     name: str
     channels: int
     reduction: int
     module: nn.Module
+    scale: int | None = None
+    tap: nn.Module | None = None
+    global_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scale is None:
+            object.__setattr__(self, "scale", self.reduction)
+
+    def feature(self, output: torch.Tensor) -> torch.Tensor:
+        """The backbone's returned feature for this stage's ``output``."""
+        return output if self.tap is None else self.tap(output)
+
+
+StageOutput = torch.Tensor | tuple[torch.Tensor, ...]
+
+
+def feature_map(output: StageOutput) -> torch.Tensor:
+    """The (N, C, H, W) map of a stage output (the output itself, or its first element)."""
+    return output if isinstance(output, torch.Tensor) else output[0]
 
 
 class SubmoduleChain(nn.Module):
@@ -132,6 +166,7 @@ def check_stage_contract(backbone: StagedBackbone, image_size: tuple[int, int] =
         for module, flag in flags:
             module.training = flag
     for spec, out in zip(backbone.stage_specs, outputs):
+        out = feature_map(out)
         if out.shape[1] != spec.channels:
             raise AssertionError(
                 f"stage {spec.name!r} declares {spec.channels} channels but outputs {out.shape[1]}"

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..core import load_teacher_weights, save_atomically
+from ..core import save_atomically
+from ..core.teacher_loading import load_teacher
+from ..core.teacher_spec import TeacherSpec
 from .models import build_classifier, staged_classifier
 from .trainer import TrainConfig, evaluate, fit, save_classifier, write_csv
 from .transfer_classifier import TransferClassifier
@@ -44,6 +46,25 @@ def train_teacher(arch: str, num_classes: int, train_set: Dataset, test_set: Dat
     return evaluate(model, test_set)
 
 
+def load_classification_teacher(arch: str, num_classes: int, checkpoint: Path, prefix: str = "",
+                                with_head: bool = False) -> tuple:
+    """The teacher classifier's stages and head, loaded by the core's one policy.
+
+    A checkpoint of another task (an ImageNet ResNet-50 with 1000 classes) lends its trunk:
+    only the classifier stays behind. KD distils the teacher's logits, so ``with_head`` requires
+    the classifier too. Called once before any student trains, so a bad file fails in seconds.
+
+    Raises:
+        TeacherCheckpointError: the file is unreadable or does not fit (keys named).
+    """
+    teacher, head = staged_classifier(arch, num_classes)
+    required = [k for k in teacher.model.state_dict() if not k.endswith("num_batches_tracked")] \
+        if with_head else []
+    load_teacher(teacher, TeacherSpec(checkpoint=str(checkpoint), prefix=prefix),
+                 require=required)
+    return teacher, head
+
+
 def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dataset,
                   test_set: Dataset, cfg: TrainConfig, work_dir: Path,
                   teacher_arch: str | None = None, teacher_checkpoint: Path | None = None,
@@ -58,8 +79,8 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
     if mode != "none":
         if teacher_arch is None or teacher_checkpoint is None:
             raise ValueError(f"mode {mode!r} needs --teacher and --teacher-checkpoint")
-        teacher, teacher_head = staged_classifier(teacher_arch, num_classes)
-        load_teacher_weights(teacher.model, teacher_checkpoint, prefix=teacher_prefix)
+        teacher, teacher_head = load_classification_teacher(
+            teacher_arch, num_classes, teacher_checkpoint, teacher_prefix, with_head=mode == "kd")
     model = TransferClassifier(student, student_head, mode, teacher, teacher_head,
                                fixed_alpha=fixed_alpha, switch_points=switch_points)
     start = time.perf_counter()

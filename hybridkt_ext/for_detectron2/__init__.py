@@ -6,6 +6,7 @@
 * ``HybridRCNN`` (META_ARCH_REGISTRY): three-path losses, dynamic balancing, plain inference;
 * ``citypersons_*`` datasets and ``CityPersonsEvaluator`` (MR^-2);
 * ``HybridKTTrainer`` (DefaultTrainer + evaluator + ``HybridKTHook``, CPU ``launch`` too);
+* ``SafeDetectionCheckpointer``: checkpoint reads that never unpickle code;
 * ``export_student_checkpoint`` / ``plain_student_config`` for the plain student config.
 """
 try:
@@ -31,13 +32,15 @@ from .mobilenet_v1_backbone import (
     build_mobilenet_v1_backbone,
     build_mobilenet_v1_fpn_backbone,
 )
+from .safe_checkpointer import SafeDetectionCheckpointer
 from .trainer import HybridKTTrainer
 
 register_all_citypersons()
 
 __all__ = [
     "CityPersonsEvaluator", "HybridBottomUp", "HybridFPN", "HybridKTHook", "HybridKTTrainer",
-    "HybridRCNN", "MobileNetV1Backbone", "add_hybridkt_config", "add_mobilenet_v1_config",
+    "HybridRCNN", "MobileNetV1Backbone", "SafeDetectionCheckpointer", "add_hybridkt_config",
+    "add_mobilenet_v1_config",
     "build_hybridkt_fpn_backbone", "build_mobilenet_v1_backbone",
     "build_mobilenet_v1_fpn_backbone", "export_student_checkpoint", "plain_student_config",
     "register_all_citypersons", "register_citypersons", "student_state_dict",

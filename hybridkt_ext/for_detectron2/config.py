@@ -12,7 +12,7 @@ from .mobilenet_v1_backbone import add_mobilenet_v1_config
 
 # Names accepted by MODEL.HYBRIDKT.TRANSFER and MODEL.HYBRIDKT.TEACHER.FRAMEWORK.
 TRANSFER_MODES = ("none", "hybrid", "fitnet", "at")
-TEACHER_FRAMEWORKS = ("torchvision", "detectron2")
+TEACHER_FRAMEWORKS = ("torchvision", "timm", "detectron2")
 # Balance modes a config may name; "student_only" is implied by TRANSFER "none".
 CONFIG_BALANCE_MODES = ("dynamic", "fixed")
 
@@ -47,17 +47,32 @@ def add_hybridkt_config(cfg: CN) -> None:
     # in backward instead of keeping their activations: less memory, more time (measured in
     # docs/performance.md); losses and gradients are identical either way.
     _C.MODEL.HYBRIDKT.CHECKPOINT_TEACHER = False
+    # Unpickle any class in the files this run reads (the teacher file, MODEL.WEIGHTS, resumed
+    # checkpoints). False reads tensors, containers and numpy arrays only, so a pickle from
+    # someone else cannot run code; set True only for files you trust (--trust-checkpoint).
+    _C.MODEL.HYBRIDKT.TRUST_CHECKPOINTS = False
 
     _C.MODEL.HYBRIDKT.TEACHER = CN()
+    # The detectron2 config (YAML or LazyConfig .py; a file or a model-zoo path such as
+    # "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml") the teacher checkpoint was trained with.
+    # Set, it replaces FRAMEWORK/ARCH and PIXEL_MEAN/PIXEL_STD/INPUT_FORMAT: the teacher is that
+    # config's bottom-up with that config's pixel convention, and WEIGHTS_PREFIX defaults to
+    # "backbone.bottom_up." (FPN) or "backbone." (C4).
+    _C.MODEL.HYBRIDKT.TEACHER.CONFIG = ""
     # Who builds the teacher: "torchvision" (torchvision.models.get_model(ARCH), e.g. the
-    # ResNet-50 trunk of a pose network) or "detectron2" (build_resnet_backbone, depth from ARCH).
+    # ResNet-50 trunk of a pose network), "timm" (timm.create_model(ARCH), stages from its
+    # FeatureInfo) or "detectron2" (build_resnet_backbone, depth from ARCH). No weights are
+    # downloaded: they come from WEIGHTS.
     _C.MODEL.HYBRIDKT.TEACHER.FRAMEWORK = "torchvision"
-    # Architecture name: a torchvision model name ("resnet50", "resnet18", "mobilenet_v2", ...)
+    # Architecture name: a torchvision or timm model name ("resnet50", "convnext_tiny", ...)
     # or, for detectron2, "resnet<depth>" (18, 34, 50, 101, 152).
     _C.MODEL.HYBRIDKT.TEACHER.ARCH = "resnet50"
-    # Checkpoint of the well-trained teacher (.pth/.pkl of torchvision, mmseg or detectron2).
-    # Empty: random weights, only useful for tests (a warning is logged).
+    # Checkpoint of the well-trained teacher (.pth/.pkl/.safetensors of torchvision, timm,
+    # mmseg or detectron2). Empty is refused unless ALLOW_RANDOM_INIT.
     _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS = ""
+    # Accept an empty WEIGHTS: the teacher keeps random weights and transfers nothing (tests
+    # and smoke runs only; a warning is logged).
+    _C.MODEL.HYBRIDKT.TEACHER.ALLOW_RANDOM_INIT = False
     # Prefix of the teacher's keys in the checkpoint, stripped on load ("backbone.bottom_up."
     # for a detectron2 detector, "backbone." for mmseg, "" for a plain torchvision file).
     _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_PREFIX = ""
@@ -65,8 +80,8 @@ def add_hybridkt_config(cfg: CN) -> None:
     # "detectron2_resnet_to_torchvision" (a detectron2 ResNet checkpoint into a torchvision
     # ResNet teacher).
     _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_REMAP = ""
-    # Require every teacher key to be in the checkpoint and vice versa. False loads the
-    # matching keys only (e.g. a classification checkpoint whose "fc." head the teacher lacks).
+    # Refuse checkpoint keys the teacher does not have (a classifier head such as "fc." is
+    # always allowed). Weights the teacher's stages use must be in the file either way.
     _C.MODEL.HYBRIDKT.TEACHER.WEIGHTS_STRICT = True
     # The teacher's own input convention: mean/std in its channel order and pixel scale.
     # Default: torchvision's ImageNet normalisation of RGB 0-255 images.

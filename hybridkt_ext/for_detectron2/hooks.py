@@ -1,17 +1,15 @@
 """``HybridKTHook``: guards the frozen teacher and records alpha and the path losses."""
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
-import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ..core import TeacherNotFrozenError, assert_teacher_frozen
+from ..core import TeacherNotFrozenError, assert_teacher_frozen, teacher_fingerprint
 from ..plotting import plot_alpha_and_path_losses
 from .hybrid_backbone import HybridFPN
 
@@ -32,16 +30,6 @@ def find_teacher(model: nn.Module) -> nn.Module | None:
     """The frozen teacher of a HybridRCNN (None for a plain model or TRANSFER 'none')."""
     backbone = getattr(unwrap_model(model), "backbone", None)
     return backbone.engine.teacher if isinstance(backbone, HybridFPN) else None
-
-
-def teacher_fingerprint(teacher: nn.Module) -> str:
-    """A digest of every parameter and buffer, bit for bit."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in teacher.state_dict().items():
-        digest.update(name.encode())
-        flat = tensor.detach().cpu().reshape(-1).contiguous()
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class HybridKTHook(HookBase):

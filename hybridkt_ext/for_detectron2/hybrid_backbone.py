@@ -89,7 +89,7 @@ class HybridFPN(FPN):
     ) -> tuple[FeatureDict, list[torch.Tensor], list[torch.Tensor]]:
         """Student FPN outputs plus all student and teacher stage outputs (for FitNet / AT)."""
         student_stages, teacher_stages = self.engine.forward_with_teacher(x)
-        selected = [student_stages[i] for i in self.engine.out_indices]
+        selected = self.engine.head_features(student_stages)
         return self._neck(selected), student_stages, teacher_stages
 
 

@@ -1,43 +1,39 @@
-"""Building the frozen teacher from ``MODEL.HYBRIDKT.TEACHER.*`` and loading its weights."""
+"""Building the frozen teacher from ``MODEL.HYBRIDKT.TEACHER.*`` and loading its weights.
+
+The network is that of the detector config the teacher was trained with (``TEACHER.CONFIG``,
+see ``teacher_config``), or comes from torchvision or timm (built without weights), or is a
+detectron2 ResNet;
+the weights are loaded by the core's one policy (``core.load_teacher``): every weight a stage
+uses must be in the file, shapes must match, unexpected keys are refused unless
+``WEIGHTS_STRICT`` is False (a classifier head such as ``fc.*`` is always allowed).
+"""
 from __future__ import annotations
 
-import logging
-
-import torchvision
 from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone.resnet import build_resnet_backbone
 from torch import nn
 
-from ..core import InputConvention, StagedBackbone, load_teacher_weights, split_backbone
-from ..core.checkpoint import DETECTRON2_RESNET_TO_TORCHVISION
+from ..core import InputConvention, StagedBackbone
+from ..core.teacher_loading import load_teacher
+from ..core.teacher_spec import TeacherSpec
+from ..core.zoo_teachers import build_zoo_model, split_zoo_model
 from .config import TEACHER_FRAMEWORKS
 from .stage_split import split_detectron2_resnet
-
-logger = logging.getLogger(__name__)
-
-# MODEL.HYBRIDKT.TEACHER.WEIGHTS_REMAP presets: name -> (pattern, replacement) regex rules.
-REMAP_PRESETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "": (),
-    "detectron2_resnet_to_torchvision": DETECTRON2_RESNET_TO_TORCHVISION,
-}
+from .teacher_config import config_convention, teacher_from_config
 
 
-def _torchvision_teacher(arch: str) -> tuple[nn.Module, StagedBackbone]:
-    try:
-        model = torchvision.models.get_model(arch, weights=None)
-    except ValueError as err:
-        raise ValueError(
-            f"MODEL.HYBRIDKT.TEACHER.ARCH {arch!r} is not a torchvision model ({err}); see "
-            "torchvision.models.list_models()"
-        ) from None
-    if isinstance(model, torchvision.models.ResNet):
+def _zoo_teacher(framework: str, arch: str) -> StagedBackbone:
+    kind = f"{framework}.{arch}"
+    model = build_zoo_model(kind, where="MODEL.HYBRIDKT.TEACHER.ARCH")
+    fc = getattr(model, "fc", None)
+    if isinstance(fc, nn.Linear):
         # The teacher lends its feature extractor only; a classifier would sit unused.
         model.fc = nn.Identity()
-    return model, split_backbone(model)
+    return split_zoo_model(kind, model)
 
 
-def _detectron2_teacher(cfg: CfgNode, arch: str) -> tuple[nn.Module, StagedBackbone]:
+def _detectron2_teacher(cfg: CfgNode, arch: str) -> StagedBackbone:
     try:
         depth = int(arch.lower().removeprefix("resnet"))
     except ValueError:
@@ -56,13 +52,14 @@ def _detectron2_teacher(cfg: CfgNode, arch: str) -> tuple[nn.Module, StagedBackb
     r.RES2_OUT_CHANNELS = 64 if depth < 50 else 256
     r.RES5_DILATION, r.DEFORM_ON_PER_STAGE = 1, [False] * 4
     tcfg.MODEL.BACKBONE.FREEZE_AT = 0
-    resnet = build_resnet_backbone(tcfg, ShapeSpec(channels=3))
-    return resnet, split_detectron2_resnet(resnet)
+    return split_detectron2_resnet(build_resnet_backbone(tcfg, ShapeSpec(channels=3)))
 
 
 def teacher_input_convention(cfg: CfgNode) -> InputConvention:
-    """The teacher's pixel convention from MODEL.HYBRIDKT.TEACHER.PIXEL_MEAN/STD/INPUT_FORMAT."""
+    """The teacher's pixel convention: its CONFIG's, else TEACHER.PIXEL_MEAN/STD/INPUT_FORMAT."""
     t = cfg.MODEL.HYBRIDKT.TEACHER
+    if t.CONFIG:
+        return config_convention(t.CONFIG)
     try:
         return InputConvention(tuple(t.PIXEL_MEAN), tuple(t.PIXEL_STD), t.INPUT_FORMAT)
     except ValueError as err:
@@ -78,36 +75,42 @@ def student_input_convention(cfg: CfgNode) -> InputConvention:
                            cfg.INPUT.FORMAT)
 
 
+def teacher_spec(cfg: CfgNode, default_prefix: str = "") -> TeacherSpec:
+    """``MODEL.HYBRIDKT.TEACHER.*`` as the core's TeacherSpec (validated, keys named)."""
+    t = cfg.MODEL.HYBRIDKT.TEACHER
+    values = dict(checkpoint=t.WEIGHTS or None, prefix=t.WEIGHTS_PREFIX or default_prefix,
+                  remap=t.WEIGHTS_REMAP or (), strict=t.WEIGHTS_STRICT,
+                  allow_random_init=t.ALLOW_RANDOM_INIT,
+                  trust_checkpoint=cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS)
+    keys = dict(checkpoint="WEIGHTS", prefix="WEIGHTS_PREFIX", remap="WEIGHTS_REMAP",
+                strict="WEIGHTS_STRICT", allow_random_init="ALLOW_RANDOM_INIT")
+    names = {k: f"MODEL.HYBRIDKT.TEACHER.{v}" for k, v in keys.items()}
+    names["trust_checkpoint"] = "MODEL.HYBRIDKT.TRUST_CHECKPOINTS"
+    return TeacherSpec.from_mapping(values, where="MODEL.HYBRIDKT.TEACHER", names=names)
+
+
 def build_teacher(cfg: CfgNode) -> StagedBackbone:
     """The teacher network, split into stages, with its checkpoint loaded (not yet frozen).
 
     Raises:
-        ValueError: an unknown framework, architecture or remap preset.
+        ValueError: an unknown framework, architecture or remap preset, or no WEIGHTS without
+            ALLOW_RANDOM_INIT.
         hybridkt_ext.core.TeacherCheckpointError: the checkpoint does not fit (the message lists
             missing and unexpected keys and names the prefix/remap to fix).
     """
     t = cfg.MODEL.HYBRIDKT.TEACHER
-    if t.FRAMEWORK == "torchvision":
-        model, staged = _torchvision_teacher(t.ARCH)
+    if t.CONFIG:  # the network (and key prefix) of the config the teacher was trained with
+        staged, _, prefix = teacher_from_config(t.CONFIG)
+        load_teacher(staged, teacher_spec(cfg, default_prefix=prefix))
+        return staged
+    spec = teacher_spec(cfg)  # before building: a typo fails in milliseconds
+    if t.FRAMEWORK in ("torchvision", "timm"):
+        staged = _zoo_teacher(t.FRAMEWORK, t.ARCH)
     elif t.FRAMEWORK == "detectron2":
-        model, staged = _detectron2_teacher(cfg, t.ARCH)
+        staged = _detectron2_teacher(cfg, t.ARCH)
     else:
         raise ValueError(
             f"MODEL.HYBRIDKT.TEACHER.FRAMEWORK is {t.FRAMEWORK!r}; use one of {TEACHER_FRAMEWORKS}"
         )
-    if t.WEIGHTS_REMAP not in REMAP_PRESETS:
-        raise ValueError(
-            f"MODEL.HYBRIDKT.TEACHER.WEIGHTS_REMAP {t.WEIGHTS_REMAP!r} is not a preset; use one "
-            f"of {sorted(REMAP_PRESETS)}"
-        )
-    if t.WEIGHTS:
-        report = load_teacher_weights(model, t.WEIGHTS, prefix=t.WEIGHTS_PREFIX,
-                                      remap=REMAP_PRESETS[t.WEIGHTS_REMAP],
-                                      strict=t.WEIGHTS_STRICT)
-        logger.info("teacher %s: loaded %d tensors from %s (%d missing, %d unexpected)",
-                    t.ARCH, len(report.loaded), t.WEIGHTS, len(report.missing),
-                    len(report.unexpected))
-    else:
-        logger.warning("MODEL.HYBRIDKT.TEACHER.WEIGHTS is empty: the teacher keeps random "
-                       "weights and transfers no knowledge (fine for tests only)")
+    load_teacher(staged, spec)
     return staged

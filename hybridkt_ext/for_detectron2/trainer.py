@@ -16,7 +16,6 @@ import os
 import weakref
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode
 from detectron2.engine import (
     AMPTrainer,
@@ -31,7 +30,9 @@ from detectron2.utils.logger import setup_logger
 from torch import nn
 
 from .citypersons_evaluation import CityPersonsEvaluator
-from .hooks import HybridKTHook, find_teacher, teacher_fingerprint
+from ..core import TeacherMismatchError, teacher_fingerprint
+from .hooks import HybridKTHook, find_teacher
+from .safe_checkpointer import SafeDetectionCheckpointer
 
 logger = logging.getLogger(__name__)
 
@@ -81,33 +82,43 @@ class HybridKTTrainer(DefaultTrainer):
             model, data_loader, optimizer
         )
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR,
-                                                  trainer=weakref.proxy(self))
+        self.checkpointer = SafeDetectionCheckpointer(
+            model, cfg.OUTPUT_DIR, trust=cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS,
+            trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
         self.register_hooks(self.build_hooks())
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """DefaultTrainer's, plus a warning when the loaded checkpoint replaced the teacher.
+        """DefaultTrainer's, with the mmseg side's policy for a teacher that changed.
 
-        detectron2 checkpoints hold the whole model, teacher included, so ``--resume``
-        continues with the teacher the run started with even if the file named by
-        MODEL.HYBRIDKT.TEACHER.WEIGHTS has changed since (the file is still read at build: a
-        missing one fails there). A user who edited that file expecting the new teacher, or
-        who loads another run's hybrid checkpoint through MODEL.WEIGHTS, learns it here.
+        detectron2 checkpoints hold the whole model, teacher included. ``--resume`` with a
+        checkpoint whose teacher differs from the one built from MODEL.HYBRIDKT.TEACHER.WEIGHTS
+        is refused (``TeacherMismatchError``): the run would otherwise go on with a teacher the
+        config no longer names. Loading MODEL.WEIGHTS without resuming (another run's hybrid
+        checkpoint, evaluation) only warns, as mmseg's ``load_from`` does.
         """
         teacher = find_teacher(self.model)
         before = teacher_fingerprint(teacher) if teacher is not None else None
+        resuming = resume and self.checkpointer.has_checkpoint()
+        source = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
+        if teacher is not None and resuming:
+            saved = {k: v.clone() for k, v in teacher.state_dict().items()}  # put back if refused
         super().resume_or_load(resume=resume)
-        if teacher is not None and teacher_fingerprint(teacher) != before:
-            logger.warning(
-                "the checkpoint loaded from %s holds another teacher than "
-                "MODEL.HYBRIDKT.TEACHER.WEIGHTS (%s); training goes on with the checkpoint's "
-                "teacher. To use the file's teacher, start a new run without --resume.",
-                self.checkpointer.get_checkpoint_file()
-                if resume and self.checkpointer.has_checkpoint() else self.cfg.MODEL.WEIGHTS,
-                self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or "random init")
+        if teacher is None or teacher_fingerprint(teacher) == before:
+            return
+        named = self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or "random init"
+        if resuming:
+            teacher.load_state_dict(saved)
+            raise TeacherMismatchError(
+                f"{source} was trained with another teacher than MODEL.HYBRIDKT.TEACHER.WEIGHTS "
+                f"({named}) holds now. Restore the original teacher file to resume, or start "
+                "a new run (another OUTPUT_DIR, without --resume) to use this teacher.")
+        logger.warning(
+            "the checkpoint loaded from %s holds another teacher than "
+            "MODEL.HYBRIDKT.TEACHER.WEIGHTS (%s); the model goes on with the checkpoint's "
+            "teacher.", source, named)
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,

@@ -4,6 +4,8 @@ Registered: ``HybridBackbone`` and ``VGG16`` (MODELS, backbones), ``HybridEncode
 (MODELS, segmentor), ``HybridKTHook`` (HOOKS), ``CheckedCityscapesDataset``, ``GTA5Dataset``,
 ``SyntheticCityscapesDataset`` and ``SyntheticGTA5Dataset`` (DATASETS). Configs trigger it with
 ``custom_imports=dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)``.
+Importing it also makes mmengine read local checkpoints without running code from them
+(``checkpoint_loading``), and ``backbone_stages`` splits every chain-structured backbone.
 """
 try:
     import mmcv  # noqa: F401
@@ -16,23 +18,27 @@ except ImportError as _err:  # one clear line instead of a traceback deep inside
         f"tools/setup_env.sh). Import failed with: {_err}"
     ) from None
 
+from .checkpoint_loading import trust_checkpoints_of_run, trust_local_checkpoints
+from .backbone_stages import (NOT_A_CHAIN, mmseg_backbone_stages, register_stage_splitter,
+                              split_mmseg_backbone, supported_types)
 from .cityscapes_dataset import CheckedCityscapesDataset
 from .cpu_distributed import prepare_cpu_distributed
 from .gta5_dataset import GTA5Dataset
 from .hybrid_backbone import TRANSFER_MODES, HybridBackbone
 from .hybrid_encoder_decoder import HybridEncoderDecoder
 from .hybrid_kt_hook import HybridKTHook, TeacherMismatchError, teacher_fingerprint
-from .mmseg_splitter import AttributeChain, split_mmseg_backbone, split_mmseg_resnet
 from .student_export import export_student_checkpoint, plain_student_config
 from .synthetic_datasets import SyntheticCityscapesDataset, SyntheticGTA5Dataset
 from .teacher_builder import build_teacher
 from .vgg16 import VGG16
 
 __all__ = [
-    "AttributeChain", "CheckedCityscapesDataset", "GTA5Dataset", "HybridBackbone",
+    "CheckedCityscapesDataset", "NOT_A_CHAIN", "mmseg_backbone_stages", "register_stage_splitter",
+    "supported_types", "GTA5Dataset", "HybridBackbone",
     "HybridEncoderDecoder", "HybridKTHook",
     "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES",
     "TeacherMismatchError", "VGG16", "build_teacher", "export_student_checkpoint",
     "plain_student_config", "prepare_cpu_distributed", "split_mmseg_backbone",
-    "split_mmseg_resnet", "teacher_fingerprint",
+    "teacher_fingerprint", "trust_checkpoints_of_run",
+    "trust_local_checkpoints",
 ]

@@ -20,9 +20,9 @@ from torch import nn
 
 from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridFeatures, HybridForward,
                                InputConvention, StagedBackbone, StageMismatchError,
-                               aligned_stage_groups, merge_stages)
+                               aligned_stage_groups, feature_map, merge_stages)
 
-from .mmseg_splitter import split_mmseg_backbone
+from .backbone_stages import mmseg_backbone_stages, refuse_if_not_a_chain
 from .teacher_builder import build_teacher
 
 TRANSFER_MODES = ("hybrid", "none", "fitnet", "at")
@@ -34,7 +34,8 @@ class HybridBackbone(BaseModule):
     """Student backbone + frozen teacher + adapters, for mmseg segmentors.
 
     Args:
-        student: the original backbone config (any mmseg backbone the splitter knows).
+        student: the original backbone config: any chain-structured mmseg backbone
+            (``backbone_stages.supported_types()``), e.g. ``{{_base_.model.backbone}}``.
         teacher: the teacher spec (see ``teacher_builder``); None only with transfer='none'.
         transfer: 'hybrid' (the paper), 'none' (plain student), 'fitnet' or 'at' baselines.
         switch_points: stage indices before which hybrid paths switch (default: all).
@@ -72,6 +73,7 @@ class HybridBackbone(BaseModule):
             raise ValueError(f"HybridBackbone: transfer={transfer!r} needs a `teacher` spec; "
                              "use transfer='none' to train the student alone.")
         kind = student["type"]
+        refuse_if_not_a_chain(kind)  # before building: VPD, say, fails inside mmseg otherwise
         if isinstance(kind, str) and MODELS.get(kind) is None:
             close = difflib.get_close_matches(kind, list(MODELS.module_dict), n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -80,11 +82,8 @@ class HybridBackbone(BaseModule):
                              "(custom_imports).")
         self.transfer = transfer
         plain = MODELS.build(student)
-        self.out_indices = tuple(getattr(plain, "out_indices", ()))
-        staged = split_mmseg_backbone(plain)
-        if not self.out_indices:
-            raise ValueError(f"HybridBackbone: the student {type(plain).__name__} has no "
-                             "out_indices to tell which stages the heads consume.")
+        # The stage producing each feature the plain student returns, in its order.
+        staged, self.out_indices = mmseg_backbone_stages(plain)
         convention = InputConvention(**dict(student_input)) if student_input else None
         if transfer == "none":
             self.engine = HybridForward(staged, out_indices=self.out_indices)
@@ -120,8 +119,8 @@ class HybridBackbone(BaseModule):
         self._is_init = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Exactly the plain student backbone: (N, 3, H, W) -> its tuple of features."""
-        return tuple(self.student(x))
+        """Exactly the plain student backbone: (N, 3, H, W) -> its features."""
+        return self.student(x)
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
         """The three paths' features at the student's out_indices (student channel counts)."""
@@ -131,8 +130,8 @@ class HybridBackbone(BaseModule):
             self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Student head features and the FitNet/AT transfer loss for one batch."""
         student_out, teacher_out = self.engine.forward_with_teacher(x)
-        feats = tuple(student_out[i] for i in self.engine.out_indices)
-        return feats, self.transfer_loss(student_out, teacher_out)
+        feats = tuple(self.engine.head_features(student_out))
+        return feats, self.transfer_loss([feature_map(s) for s in student_out], teacher_out)
 
 
 def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: Sequence[int],

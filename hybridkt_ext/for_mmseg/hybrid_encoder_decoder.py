@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -30,15 +31,14 @@ from hybridkt_ext.core import LossBalancer
 from hybridkt_ext.core.norm_stats import RunningStatsGuard
 
 from .hybrid_backbone import HybridBackbone
+from .teacher_config import convention_from_preprocessor
 
 TOTAL_KEY = "loss_hkt"  # the only key with "loss" in it: what the optimiser sees
 
 
 def _student_input_from(data_preprocessor: OptConfigType) -> dict | None:
-    if not data_preprocessor or "mean" not in data_preprocessor:
-        return None
-    return dict(mean=tuple(data_preprocessor["mean"]), std=tuple(data_preprocessor["std"]),
-                channel_order="RGB" if data_preprocessor.get("bgr_to_rgb", False) else "BGR")
+    convention = convention_from_preprocessor(data_preprocessor)
+    return None if convention is None else dataclasses.asdict(convention)
 
 
 @MODELS.register_module()

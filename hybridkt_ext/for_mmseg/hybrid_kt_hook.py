@@ -21,43 +21,20 @@ while the model is built (``TeacherCheckpointError`` from the teacher builder).
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Mapping
 
-import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
-from hybridkt_ext.core import TeacherNotFrozenError, assert_teacher_frozen
+from hybridkt_ext.core import (TeacherMismatchError, TeacherNotFrozenError, assert_teacher_frozen,
+                               teacher_fingerprint)
+from hybridkt_ext.core.teacher_fingerprint import tensor_digests
 
 from .hybrid_backbone import HybridBackbone
 
 META_KEY = "hybridkt"  # checkpoint['meta'][META_KEY]: which teacher the checkpoint was trained with
-
-
-class TeacherMismatchError(RuntimeError):
-    """The teacher built from the config is not the one a resumed checkpoint was trained with."""
-
-
-def tensor_digests(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
-    """SHA-256 of every tensor (dtype, shape and bytes), keyed like ``state``."""
-    digests = {}
-    for key, tensor in state.items():
-        t = tensor.detach().cpu().contiguous()
-        h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
-        digests[key] = h.hexdigest()
-    return digests
-
-
-def teacher_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
-    """One SHA-256 over a state dict's keys and tensors: equal iff the weights are bit-equal."""
-    h = hashlib.sha256()
-    for key, digest in sorted(tensor_digests(state).items()):
-        h.update(f"{key}:{digest}\n".encode())
-    return h.hexdigest()
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

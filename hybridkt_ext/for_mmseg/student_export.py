@@ -40,8 +40,12 @@ def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
                          "(the training checkpoint would be lost).")
 
 
-def student_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
+def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
     """Reads a HybridEncoderDecoder training checkpoint and returns the student-only one.
+
+    Args:
+        checkpoint: the Runner's checkpoint file.
+        trust: unpickle any class the file names (only for files you trust).
 
     Returns:
         ``{"meta": {"exported_from", "iter"}, "state_dict": plain student state dict}``.
@@ -50,9 +54,7 @@ def student_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
         CheckpointFileError: the checkpoint is missing, empty, corrupt or not a checkpoint.
         KeyError: the checkpoint holds no hybrid student (not a HybridBackbone model).
     """
-    # Like mmengine's own loader this may unpickle objects (message hub): only load files
-    # you trust.
-    saved = load_checkpoint_file(checkpoint)
+    saved = load_checkpoint_file(checkpoint, trust=trust)
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
     if not isinstance(state, dict):
         raise KeyError(f"{checkpoint} holds no state_dict (it holds a {type(saved).__name__}).")
@@ -69,7 +71,7 @@ def student_checkpoint(checkpoint: str | os.PathLike) -> dict[str, Any]:
 
 
 def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                              overwrite: bool = False) -> Path:
+                              overwrite: bool = False, trust: bool = False) -> Path:
     """Writes the student-only checkpoint (mmengine format: ``meta`` + ``state_dict``).
 
     Every check runs before anything is written, and the file is written atomically (a
@@ -79,13 +81,14 @@ def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathL
         checkpoint: a checkpoint written by the Runner for a HybridEncoderDecoder.
         out: the file to write.
         overwrite: replace ``out`` if it exists.
+        trust: unpickle any class the checkpoint names (only for files you trust).
 
     Raises:
         FileExistsError, ValueError: see ``check_export_target``.
         CheckpointFileError, KeyError: see ``student_checkpoint``.
     """
     check_export_target(checkpoint, out, overwrite)
-    return save_atomically(student_checkpoint(checkpoint), out, overwrite=overwrite)
+    return save_atomically(student_checkpoint(checkpoint, trust=trust), out, overwrite=overwrite)
 
 
 def _plain_datasets(node: Any) -> Any:

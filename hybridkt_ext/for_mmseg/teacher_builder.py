@@ -1,147 +1,94 @@
-"""Building the frozen teacher from its config: any splittable mmseg backbone or torchvision model.
+"""Building the frozen teacher of a ``HybridBackbone`` from its spec.
 
-The teacher spec is the backbone dict plus loading keys::
+The teacher network is named in one of three ways, next to ``core.TeacherSpec``'s loading keys::
 
-    teacher=dict(
-        type='ResNetV1c', depth=101, ...,          # an mmseg backbone, or
-        # type='torchvision.resnet50',             # a torchvision model (weights=None)
-        checkpoint='checkpoints/teacher.pth',      # mmseg, detectron2 or torchvision file
-        prefix='backbone.',                        # key prefix of the backbone in the file
-        remap=(),                                  # regex pairs, or 'detectron2_resnet'
-        strict=True,                               # unexpected keys are errors
-        input=dict(mean=..., std=..., channel_order='RGB'),  # the teacher's own convention
-        allow_random_init=False)                   # tests/smoke runs only, see below
+    # 1. by the config it was trained with (recommended: nothing to copy by hand)
+    teacher=dict(config='mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+                 checkpoint='checkpoints/deeplabv3_r101-d8.pth')
+    # 2. as a backbone dict of mmseg (or mmpretrain, 'mmpretrain.ConvNeXt')
+    teacher=dict(type='ResNetV1c', depth=101, dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                 checkpoint=..., prefix='backbone.')
+    # 3. from torchvision or timm, built without weights
+    teacher=dict(type='timm.convnext_tiny', checkpoint='convnext_tiny.safetensors')
+
+    # loading keys (all optional but checkpoint): prefix, remap, strict, input,
+    # allow_random_init, trust_checkpoint (see hybridkt_ext.core.TeacherSpec)
+
+With ``config``, the backbone, the key prefix (``'backbone.'``) and the pixel convention (the
+config's data preprocessor) come from that config. With a backbone dict, an mmengine checkpoint's
+own training config (``meta['cfg']``) is compared with the dict, so a dilation or depth copied
+wrong fails before the first step instead of training the wrong network.
 """
 from __future__ import annotations
 
 import copy
 import difflib
-import os
 import re
-import warnings
-from typing import Any, Iterable, Sequence
+from typing import Iterable
 
 from mmseg.registry import MODELS
 from torch import nn
 
 from hybridkt_ext.core import InputConvention, StagedBackbone, TeacherCheckpointError
-from hybridkt_ext.core import load_teacher_weights, split_backbone
-from hybridkt_ext.core.checkpoint import DETECTRON2_RESNET_TO_TORCHVISION
+from hybridkt_ext.core.checkpoint import read_weights_and_meta
+from hybridkt_ext.core.teacher_loading import load_teacher
+from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
+from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
 
-from .mmseg_splitter import split_mmseg_backbone
-
-REMAP_PRESETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "detectron2_resnet": DETECTRON2_RESNET_TO_TORCHVISION,
-}
-_LOAD_KEYS = ("checkpoint", "prefix", "remap", "strict", "input", "allow_random_init")
-TORCHVISION_PREFIX = "torchvision."
+from .backbone_stages import refuse_if_not_a_chain, split_mmseg_backbone
+from .teacher_config import (backbone_from_config, backbone_of_checkpoint, config_hints,
+                             structural_differences)
 
 
-def _resolve_remap(remap: Any) -> tuple[tuple[str, str], ...]:
-    if isinstance(remap, str):
-        if remap not in REMAP_PRESETS:
-            raise ValueError(f"teacher.remap={remap!r} is not a preset; use one of "
-                             f"{sorted(REMAP_PRESETS)} or a list of (pattern, replacement).")
-        return REMAP_PRESETS[remap]
-    try:
-        pairs = tuple(tuple(p) for p in remap)
-    except TypeError:
-        pairs = ((),)
-    if any(len(p) != 2 or not all(isinstance(x, str) for x in p) for p in pairs):
-        raise ValueError(f"teacher.remap must hold (pattern, replacement) string pairs or "
-                         f"name a preset {sorted(REMAP_PRESETS)}, got {remap!r}.")
-    return pairs  # type: ignore[return-value]
-
-
-def _did_you_mean(name: str, choices: Iterable[str], prefix: str = "") -> str:
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(repr(prefix + c) for c in close)}?" if close else ""
-
-
-def _torchvision_model(cfg: dict) -> nn.Module:
-    import torchvision
-
-    name = cfg["type"][len(TORCHVISION_PREFIX):]
-    known = torchvision.models.list_models(module=torchvision.models)
-    if name not in known:
-        raise ValueError(
-            f"teacher.type={cfg['type']!r}: torchvision has no classification model "
-            f"{name!r}.{_did_you_mean(name, known, TORCHVISION_PREFIX)} See "
-            "torchvision.models.list_models() for the names.")
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    try:
-        # weights=None: no download; the teacher's weights come from `checkpoint`.
-        return torchvision.models.get_model(name, weights=None, **kwargs)
-    except TypeError as err:
-        raise ValueError(_constructor_error(cfg["type"], err)) from err
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 def _constructor_error(kind: str, err: Exception) -> str:
     # Python names the offending keyword; a near-miss of a loading key is the likely cause.
     found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-    close = difflib.get_close_matches(found.group(1), _LOAD_KEYS, n=1) if found else []
+    close = difflib.get_close_matches(found.group(1), SPEC_KEYS + ("config",), n=1) \
+        if found else []
     hint = f" Did you mean teacher.{close[0]}?" if close else ""
     return (f"teacher: building {kind} failed: {err}.{hint} Every teacher key except "
-            f"{list(_LOAD_KEYS)} is passed to the {kind} constructor.")
+            f"{list(SPEC_KEYS)} is passed to the {kind} constructor.")
 
 
-def _build_model(cfg: dict) -> nn.Module:
-    kind = cfg.get("type")
-    if not isinstance(kind, str):
-        raise ValueError("teacher.type must name an mmseg backbone (e.g. 'ResNetV1c') or a "
-                         f"torchvision model (e.g. 'torchvision.resnet50'), got {kind!r}.")
-    if kind.startswith(TORCHVISION_PREFIX):
-        return _torchvision_model(cfg)
+def _build_mmseg_model(cfg: dict) -> nn.Module:
+    kind = cfg["type"]
     if MODELS.get(kind) is None:
         raise ValueError(
             f"teacher.type={kind!r} is neither a registered mmseg backbone nor "
-            f"'torchvision.<name>'.{_did_you_mean(kind, MODELS.module_dict)} Custom "
-            "backbones must be imported first (custom_imports).")
-    cfg = dict(cfg)
+            f"'torchvision.<name>' / 'timm.<name>'.{_did_you_mean(kind, MODELS.module_dict)} "
+            "Custom backbones must be imported first (custom_imports); or name the teacher by "
+            "its training config, teacher=dict(config=..., checkpoint=...).")
     if cfg.get("pretrained") or cfg.get("init_cfg"):
         raise ValueError("teacher: set `checkpoint` (loaded by hybridkt) instead of "
                          "`pretrained`/`init_cfg`, which mmengine would apply at init_weights.")
-    cfg.pop("pretrained", None)
-    cfg.pop("init_cfg", None)
+    cfg = {k: v for k, v in cfg.items() if k not in ("pretrained", "init_cfg")}
     try:
         return MODELS.build(cfg)
     except TypeError as err:
         raise ValueError(_constructor_error(kind, err)) from err
 
 
-def _flag(load: dict, key: str, default: bool) -> bool:
-    # bool("False") is True: a quoted flag would silently, e.g., keep a random teacher.
-    value = load.get(key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"teacher.{key} must be True or False, got {value!r}.")
-    return value
-
-
-def _input_convention(value: Any) -> InputConvention | None:
-    if value is None or isinstance(value, InputConvention):
-        return value
-    try:
-        return InputConvention(**dict(value))
-    except TypeError as err:  # unknown or missing keys, or not a mapping
-        raise ValueError(f"teacher.input must be dict(mean=(..3 values), std=(..3 values), "
-                         f"channel_order='RGB'|'BGR'), got {value!r} ({err}).") from err
-    except ValueError as err:
-        raise ValueError(f"teacher.input: {err}") from err
-
-
-def _stage_keys(staged: StagedBackbone) -> set[str]:
-    """State-dict keys (of ``staged.model``) of the tensors the stages use."""
-    used: set[int] = set()
-    for spec in staged.stage_specs:
-        probe = spec.module
-        owner = getattr(probe, "_owner", None)
-        modules = [getattr(owner[0], n) for n in probe.names] if owner else [probe]
-        for m in modules:
-            used.update(id(t) for t in m.parameters())
-            used.update(id(t) for t in m.buffers())
-    named = dict(staged.model.named_parameters())
-    named.update(dict(staged.model.named_buffers()))
-    return {k for k, t in named.items() if id(t) in used and not k.endswith("num_batches_tracked")}
+def _network(spec: dict) -> tuple[dict, InputConvention | None, str | None]:
+    """The network dict, the convention its config implies and the prefix it implies."""
+    if "config" not in spec:
+        kind = spec.get("type")
+        if not isinstance(kind, str):
+            raise ValueError(
+                "teacher needs `config` (the config it was trained with) or `type` (an mmseg "
+                "backbone such as 'ResNetV1c', or 'torchvision.resnet50' / 'timm.<name>'), "
+                f"got type={kind!r}.")
+        return spec, None, None
+    extra = sorted(set(spec) - {"config"})
+    if extra:
+        raise ValueError(f"teacher.config names the whole network; {extra} cannot be set next "
+                         f"to it (loading keys {list(SPEC_KEYS)} can).")
+    backbone, convention = backbone_from_config(spec["config"])
+    return backbone, convention, "backbone."
 
 
 def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
@@ -150,56 +97,56 @@ def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
     The teacher is not yet frozen here; HybridForward freezes it.
 
     Raises:
-        ValueError: the spec is malformed (unknown type with close names suggested, a
+        ValueError: the spec is malformed (an unknown type with close names suggested, a
             non-boolean flag, a bad ``input`` or ``remap``), or no checkpoint is given
             without ``allow_random_init=True``.
-        TeacherCheckpointError: the checkpoint is missing, empty, corrupt, not a
-            checkpoint, or does not fit the teacher (wrong prefix, missing stage weights).
+        UnsupportedBackboneError: the network is not one chain of stages.
+        TeacherCheckpointError: the checkpoint is missing, unreadable or does not fit the
+            teacher (missing stage weights, shapes, or a training config that differs).
     """
     if not isinstance(spec, dict):
-        raise ValueError(f"teacher must be a dict (backbone config + checkpoint), got {spec!r}.")
+        raise ValueError(f"teacher must be a dict (config or backbone, plus checkpoint), got "
+                         f"{spec!r}.")
     spec = copy.deepcopy(dict(spec))
-    load = {k: spec.pop(k) for k in _LOAD_KEYS if k in spec}
-    checkpoint = load.get("checkpoint")
-    allow_random_init = _flag(load, "allow_random_init", False)
-    strict = _flag(load, "strict", True)
-    prefix = load.get("prefix", "")
-    if not isinstance(prefix, str):
-        raise ValueError(f"teacher.prefix must be a string such as 'backbone.', got {prefix!r}.")
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(f"teacher.checkpoint must be a file path, got {checkpoint!r}.")
-    if checkpoint is None and not allow_random_init:
-        raise ValueError(
-            "teacher.checkpoint is None: a hybrid-forward teacher must be well trained. Pass "
-            "its checkpoint path (mmseg, detectron2 or torchvision file); only tests and "
-            "smoke runs may set teacher.allow_random_init=True instead.")
+    loading = {k: spec.pop(k) for k in SPEC_KEYS if k in spec}
+    network, convention, prefix = _network(spec)
+    if prefix is not None:
+        loading.setdefault("prefix", prefix)
     # Everything that needs no model is checked first, so a typo fails in milliseconds.
-    remap = _resolve_remap(load.get("remap", ()))
-    convention = _input_convention(load.get("input"))
-    model = _build_model(spec)
-    staged = split_backbone(model) if spec["type"].startswith(TORCHVISION_PREFIX) \
-        else split_mmseg_backbone(model)
-    if checkpoint is None:
-        warnings.warn("the teacher keeps its random initialisation (allow_random_init=True): "
-                      "fine for tests, meaningless for knowledge transfer.", stacklevel=2)
+    teacher = TeacherSpec.from_mapping(loading)
+    kind = network["type"]
+    refuse_if_not_a_chain(kind)
+    if is_zoo_name(kind):
+        model = build_zoo_model(kind, {k: v for k, v in network.items() if k != "type"})
+        staged = split_zoo_model(kind, model)
     else:
-        _load(staged, os.fspath(checkpoint), prefix, remap, strict)
-    return staged, convention
+        model = _build_mmseg_model(network)
+        staged = split_mmseg_backbone(model)
+    state = None
+    if teacher.checkpoint is not None:
+        state, meta = read_weights_and_meta(teacher.checkpoint, trust=teacher.trust_checkpoint)
+        trained = backbone_of_checkpoint(meta)
+        if trained is not None and not is_zoo_name(kind):
+            _check_training_config(network, model, trained, teacher.checkpoint)
+    load_teacher(staged, teacher, state=state)
+    return staged, teacher.input or convention
 
 
-def _load(staged: StagedBackbone, path: str, prefix: str, remap: Sequence[tuple[str, str]],
-          strict: bool) -> None:
-    # Load non-strictly, then judge only the tensors the stages use: a detectron2 or
-    # torchvision file legitimately lacks (or has) a classifier that no stage runs.
-    report = load_teacher_weights(staged.model, path, prefix=prefix, remap=remap, strict=False)
-    needed = _stage_keys(staged)
-    missing = sorted(k for k in report.missing if k in needed)
-    unexpected = report.unexpected if strict else []
-    if missing or report.mismatched or unexpected:
+def _check_training_config(network: dict, model: nn.Module, trained: dict, path: str) -> None:
+    """Refuses a teacher that is not the network its checkpoint was trained as."""
+    if trained.get("type") != network.get("type"):
+        differences = [f"type {network.get('type')!r} here vs {trained.get('type')!r}"]
+    else:
+        try:
+            differences = structural_differences(model, _build_mmseg_model(trained))
+        except Exception:  # the training config needs imports we lack: nothing to compare
+            return
+    if differences:
+        shown = "; ".join(differences[:6]) + (" ..." if len(differences) > 6 else "")
+        hints = config_hints(trained, differences, type(model).__name__)
         raise TeacherCheckpointError(
-            f"{path} does not fit the teacher {type(staged.model).__name__} "
-            f"(prefix={prefix!r}, {len(report.loaded)} keys match): "
-            f"missing stage weights {missing[:8]}{' ...' if len(missing) > 8 else ''}; "
-            f"shape mismatches {report.mismatched[:8]}; unexpected {unexpected[:8]}. Check the "
-            "teacher's type/depth against the checkpoint, `prefix` and `remap` (unexpected "
-            "keys alone are allowed with strict=False).")
+            f"{path} was trained as another network than the teacher built here ({shown}: "
+            "here vs in its training config). "
+            + (f"Its training config sets {', '.join(hints)}. " if hints else "")
+            + "Name the teacher by the config it was trained with, "
+            "teacher=dict(config=<that config>, checkpoint=...), or copy those values.")

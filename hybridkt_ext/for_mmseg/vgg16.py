@@ -14,9 +14,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import nn
 
-from hybridkt_ext.core import StagedBackbone, StageSpec
-
-from .mmseg_splitter import AttributeChain
+from hybridkt_ext.core import StagedBackbone, StageSpec, SubmoduleChain
 
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 _POOL_INDICES = (4, 9, 16, 23, 30)  # positions of the five max-pools in ``features``
@@ -81,7 +79,7 @@ class VGG16(BaseModule):
         """The five stages as a StagedBackbone over this module (state dict under ``model.``)."""
         names = ("conv1", "pool1+conv2", "pool2+conv3", "pool3+conv4", "pool4+conv5+pool5")
         stages = [
-            StageSpec(name, ch, red, AttributeChain(self.features, [str(i) for i in range(a, b)]))
+            StageSpec(name, ch, red, SubmoduleChain(self, [f"features.{i}" for i in range(a, b)]))
             for name, ch, red, (a, b) in zip(names, self._channels, self._reductions, self._spans)
         ]
         return StagedBackbone(self, stages)

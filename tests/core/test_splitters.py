@@ -278,7 +278,7 @@ def test_split_sequential_ignores_a_border_trimming_conv():
     [
         (nn.ModuleList([nn.Conv2d(3, 4, 3)]), "needs an nn.Sequential, got ModuleList"),
         (nn.Sequential(), "empty Sequential"),
-        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), r"child \[1\] \(Flatten\)"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), r"part \[1\] \(Flatten\)"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)), "probe_size"),
     ],
     ids=["not-sequential", "empty", "flatten", "global-pool"],

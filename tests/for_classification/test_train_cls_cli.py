@@ -44,3 +44,28 @@ def test_missing_teacher_checkpoint_fails_before_training(tmp_path):
     out = run("--modes", "hybrid", "--teacher-checkpoint", str(tmp_path / "nope.pth"),
               "--epochs", "1", "--train-limit", "64", "--work-dir", str(tmp_path))
     assert out.returncode != 0 and "nope.pth" in out.stderr
+
+
+def test_an_imagenet_checkpoint_lends_its_trunk_and_a_broken_one_fails_first(tmp_path):
+    import torch
+    import torchvision
+
+    # An ImageNet ResNet-18: its 1000-class classifier does not fit the 10 digit classes.
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet18().state_dict()
+    torch.save(weights, tmp_path / "imagenet_r18.pth")
+    args = ["--modes", "none,hybrid", "--teacher-checkpoint", str(tmp_path / "imagenet_r18.pth"),
+            "--student", "mobilenet_v1_0.25", "--epochs", "1", "--train-limit", "64",
+            "--work-dir", str(tmp_path / "ok")]
+    out = run(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    # KD needs the teacher's logits: the classifier must fit, and the run stops before training.
+    kd = run(*[a if a != "none,hybrid" else "none,kd" for a in args[:-1]], str(tmp_path / "kd"))
+    assert kd.returncode == 1 and "fc.weight: checkpoint (1000, 512) vs module (10, 512)" in \
+        kd.stderr and "Traceback" not in kd.stderr
+    assert not list((tmp_path / "kd").glob("student_*"))  # not even the 'none' student
+    del weights["layer3.0.conv1.weight"]  # a stage weight missing: refused for every mode
+    torch.save(weights, tmp_path / "imagenet_r18.pth")
+    broken = run(*args[:-1], str(tmp_path / "broken"))
+    assert broken.returncode == 1 and "layer3.0.conv1.weight" in broken.stderr
+    assert not list((tmp_path / "broken").glob("student_*"))

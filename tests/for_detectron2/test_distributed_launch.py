@@ -21,7 +21,8 @@ from hybridkt_ext.for_detectron2.citypersons import (  # noqa: E402
     SYNTHETIC_SIZES, SYNTHETIC_STATISTICS, synthetic_root,
 )
 from hybridkt_ext.datasets.synthetic_citypersons import ensure_synthetic_citypersons  # noqa
-from hybridkt_ext.for_detectron2.hooks import find_teacher, teacher_fingerprint, unwrap_model  # noqa
+from hybridkt_ext.core import teacher_fingerprint  # noqa: E402
+from hybridkt_ext.for_detectron2.hooks import find_teacher, unwrap_model  # noqa: E402
 
 
 def _parameter_digest(model: torch.nn.Module) -> str:

@@ -21,7 +21,9 @@ def synthetic_data(tmp_path_factory, monkeypatch):
 
 @pytest.mark.parametrize("path", HYBRID_CONFIGS, ids=lambda p: p.name)
 def test_every_config_builds(path):
-    cfg = load_cfg(path, ["MODEL.DEVICE", "cpu"])
+    # The CityPersons configs name no teacher file (the user's own): build with random weights.
+    cfg = load_cfg(path, ["MODEL.DEVICE", "cpu",
+                          "MODEL.HYBRIDKT.TEACHER.ALLOW_RANDOM_INIT", "True"])
     model = build_model(cfg)
     assert isinstance(model, HybridRCNN)
     assert isinstance(model.backbone, HybridFPN)
@@ -64,7 +66,8 @@ def _synthetic(name):
 def test_teacher_weights_with_missing_and_unexpected_keys(tmp_path):
     import torchvision
 
-    state = torchvision.models.resnet18().state_dict()
+    full = torchvision.models.resnet18().state_dict()
+    state = dict(full)
     state.pop("layer4.1.conv2.weight")
     state["extra.weight"] = torch.zeros(1)
     path = tmp_path / "teacher.pth"
@@ -75,10 +78,22 @@ def test_teacher_weights_with_missing_and_unexpected_keys(tmp_path):
         build_model(cfg)
     message = str(err.value)
     assert "layer4.1.conv2.weight" in message and "extra.weight" in message and "prefix" in message
-    cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS_STRICT = False  # loads what matches
+    # Not strict allows unexpected keys, never a weight a stage runs.
+    cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS_STRICT = False
+    with pytest.raises(TeacherCheckpointError, match=r"stages use \[layer4.1.conv2.weight\]"):
+        build_model(cfg)
+    state["layer4.1.conv2.weight"] = full["layer4.1.conv2.weight"]
+    torch.save(state, path)
     model = build_model(cfg)
     loaded = find_teacher(model).model.state_dict()["layer1.0.conv1.weight"]
     assert torch.equal(loaded, state["layer1.0.conv1.weight"])
+
+
+def test_no_teacher_weights_is_refused_unless_random_init_is_allowed():
+    cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"),
+                   ["MODEL.HYBRIDKT.TEACHER.ALLOW_RANDOM_INIT", "False"])
+    with pytest.raises(ValueError, match="MODEL.HYBRIDKT.TEACHER.WEIGHTS is not set"):
+        build_model(cfg)
 
 
 def test_teacher_whose_stages_cannot_be_matched():

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from tests.for_detectron2.d2_helpers import SYNTHETIC_CONFIGS, TINY, load_cfg, train_net_module
-from hybridkt_ext.core import TeacherCheckpointError  # noqa: E402
-from hybridkt_ext.for_detectron2.hooks import find_teacher, teacher_fingerprint  # noqa: E402
+from hybridkt_ext.core import TeacherCheckpointError, TeacherMismatchError  # noqa: E402
+from hybridkt_ext.core import teacher_fingerprint  # noqa: E402
+from hybridkt_ext.for_detectron2.hooks import find_teacher  # noqa: E402
 
 CONFIG = next(p for p in SYNTHETIC_CONFIGS if p.name == "hybridkt-mobilenetv1-fpn-synthetic.yaml")
 CHECKPOINT = "model_0000002.pth"  # written after 3 of the 6 iterations
@@ -106,7 +107,8 @@ def test_resume_with_the_teacher_file_gone_fails_at_build(tmp_path, teacher_file
         train_net_module().Trainer(cfg)
 
 
-def test_a_checkpoint_with_another_teacher_is_reported(tmp_path, teacher_file, caplog):
+def test_resuming_with_another_teacher_is_refused_as_on_the_mmseg_side(tmp_path, teacher_file,
+                                                                       caplog):
     trainer_cls = train_net_module().Trainer
     first = trainer_cls(_cfg(tmp_path / "first", teacher_file))
     first.checkpointer.save("model_0000002", iteration=2)
@@ -115,8 +117,16 @@ def test_a_checkpoint_with_another_teacher_is_reported(tmp_path, teacher_file, c
     state["conv1.weight"] = state["conv1.weight"] + 1.0
     torch.save(state, other)
     second = trainer_cls(_cfg(tmp_path / "first", other))
-    with caplog.at_level(logging.WARNING, logger="hybridkt_ext.for_detectron2.trainer"):
+    built = teacher_fingerprint(find_teacher(second.model))
+    with pytest.raises(TeacherMismatchError, match="other_teacher.pth.*Restore the original"):
         second.resume_or_load(resume=True)
+    assert teacher_fingerprint(find_teacher(second.model)) == built  # left as built
+    # Loading the checkpoint as MODEL.WEIGHTS (not resuming) keeps it, with a warning.
+    third = trainer_cls(_cfg(tmp_path / "third", other))
+    third.cfg.defrost()
+    third.cfg.MODEL.WEIGHTS = str(tmp_path / "first" / "model_0000002.pth")
+    with caplog.at_level(logging.WARNING, logger="hybridkt_ext.for_detectron2.trainer"):
+        third.resume_or_load(resume=False)
     assert "holds another teacher" in caplog.text and "other_teacher.pth" in caplog.text
-    assert teacher_fingerprint(find_teacher(second.model)) == teacher_fingerprint(
+    assert teacher_fingerprint(find_teacher(third.model)) == teacher_fingerprint(
         find_teacher(first.model))

@@ -113,7 +113,7 @@ def test_teacher_with_fewer_stages_fails_clearly_or_pairs_with_stage_groups():
 
 
 def test_bad_teacher_specs_fail_with_clear_messages(tmp_path):
-    with pytest.raises(ValueError, match="teacher.checkpoint is None"):
+    with pytest.raises(ValueError, match="teacher.checkpoint is not set"):
         build(teacher=resnet(16))
     with pytest.raises(TeacherCheckpointError, match="no such file"):
         build(teacher=teacher(checkpoint=str(tmp_path / "missing.pth")))

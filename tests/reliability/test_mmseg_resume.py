@@ -164,8 +164,8 @@ def test_checkpoint_holds_a_teacher_fingerprint_not_the_teacher(runs):
 
     from hybridkt_ext.for_mmseg.hybrid_kt_hook import teacher_fingerprint
 
-    saved = torch.load(runs["resumed"] / f"iter_{INTERRUPTED_AT}.pth", map_location="cpu",
-                       weights_only=False)
+    # Weights-only, as mmengine itself loads it: the adapter allowlists mmengine's classes.
+    saved = torch.load(runs["resumed"] / f"iter_{INTERRUPTED_AT}.pth", map_location="cpu")
     state = saved["state_dict"]
     assert not [k for k in state if k.startswith(TEACHER_PREFIX)]
     assert any(k.startswith("backbone.engine.student.model.") for k in state)
@@ -192,21 +192,18 @@ def _runner(runs, work_dir: Path, teacher: Path, resume: bool, load_from: Path |
         return Runner.from_cfg(cfg)
 
 
-def test_resume_with_another_teacher_fails_clearly(runs, tmp_path, monkeypatch):
+def test_resume_with_another_teacher_fails_clearly(runs, tmp_path):
     import torch
 
     from hybridkt_ext.for_mmseg.hybrid_kt_hook import TeacherMismatchError
 
-    # mmengine 0.10.7 loads its checkpoints with torch.load's default, which torch >= 2.6
-    # makes weights_only=True; tools/train_seg.py sets the same variable.
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     work = tmp_path / "work"
     work.mkdir()
     fingerprinted = work / f"iter_{INTERRUPTED_AT}.pth"
     shutil.copy(runs["resumed"] / fingerprinted.name, fingerprinted)
     (work / "last_checkpoint").write_text(str(fingerprinted))
     # As written without HybridKTHook: the teacher's tensors inside, no fingerprint.
-    saved = torch.load(fingerprinted, map_location="cpu", weights_only=False)
+    saved = torch.load(fingerprinted, map_location="cpu")  # weights-only: mmengine's allowlist
     del saved["meta"]["hybridkt"]
     teacher_file = torch.load(runs["teacher"], map_location="cpu", weights_only=True)["state_dict"]
     saved["state_dict"].update({f"{TEACHER_PREFIX}model.{k[len('backbone.'):]}": v
@@ -237,11 +234,9 @@ def test_resume_with_a_missing_teacher_file_fails_at_build(runs, tmp_path):
         MODELS.build(cfg.model)
 
 
-def test_loading_for_evaluation_with_another_teacher_warns_and_keeps_it(runs, tmp_path,
-                                                                        monkeypatch):
+def test_loading_for_evaluation_with_another_teacher_warns_and_keeps_it(runs, tmp_path):
     import torch
 
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     changed = tmp_path / "teacher_changed.pth"
     _save_teacher(changed, perturb=True)
     runner = _runner(runs, tmp_path / "eval", changed, resume=False,

@@ -1,0 +1,78 @@
+"""Teacher networks named by model zoo: ``torchvision.<name>`` and ``timm.<name>``.
+
+Both are built without weights (no download: the weights come from the teacher's checkpoint
+file) and split into stages by the core: torchvision models by ``split_backbone``, timm models
+from their own ``FeatureInfo``. Every adapter accepts these names for its teacher.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from torch import nn
+
+from .splitters import split_backbone
+from .stages import StagedBackbone
+
+ZOO_PREFIXES = ("torchvision.", "timm.")
+
+
+def is_zoo_name(kind: object) -> bool:
+    """Whether ``kind`` names a torchvision or timm model (``'torchvision.resnet50'``)."""
+    return isinstance(kind, str) and kind.startswith(ZOO_PREFIXES)
+
+
+def _did_you_mean(name: str, choices: list[str], prefix: str) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f" Did you mean {', '.join(repr(prefix + c) for c in close)}?" if close else ""
+
+
+def _constructor_error(kind: str, err: Exception, where: str) -> ValueError:
+    return ValueError(f"{where}={kind!r}: building it failed: {err}. Every teacher key besides "
+                      f"the loading keys is passed to the {kind} constructor.")
+
+
+def build_zoo_model(kind: str, kwargs: dict[str, Any] | None = None,
+                    where: str = "teacher.type") -> nn.Module:
+    """Builds ``torchvision.<name>`` or ``timm.<name>`` with random weights (no download).
+
+    ``where`` is the config key that named the model, for messages.
+
+    Raises:
+        ValueError: an unknown name (close names suggested), a weights/pretrained argument
+            (weights come from the checkpoint), or a constructor argument the model rejects.
+    """
+    kwargs = dict(kwargs or {})
+    for key in ("weights", "pretrained", "weights_backbone"):
+        if kwargs.get(key):
+            raise ValueError(f"{where}={kind!r}: {key}={kwargs[key]!r} would download weights; "
+                             "the teacher's weights come from its checkpoint file.")
+        kwargs.pop(key, None)
+    if kind.startswith("timm."):
+        from .timm_backbones import create_timm_model
+
+        try:
+            return create_timm_model(kind[len("timm."):], **kwargs)
+        except ValueError as err:
+            raise ValueError(f"{where}={kind!r}: {err}") from None
+    import torchvision
+
+    name = kind[len("torchvision."):]
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise ValueError(f"{where}={kind!r}: torchvision has no classification model {name!r}."
+                         f"{_did_you_mean(name, known, 'torchvision.')} See "
+                         "torchvision.models.list_models() for the names.")
+    try:
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+    except TypeError as err:
+        raise _constructor_error(kind, err, where) from err
+
+
+def split_zoo_model(kind: str, model: nn.Module) -> StagedBackbone:
+    """The stages of a model built by ``build_zoo_model(kind)``."""
+    if kind.startswith("timm."):
+        from .timm_backbones import split_timm_model
+
+        return split_timm_model(model)
+    return split_backbone(model)

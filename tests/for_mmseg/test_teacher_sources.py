@@ -1,0 +1,131 @@
+"""Teachers from every source an mmseg config can name, each with a checkpoint the test writes.
+
+* named by the mmseg config it was trained with (``teacher.config``): dilations, strides and the
+  pixel convention come from that config;
+* a hand-written backbone dict, held against the checkpoint's own training config;
+* torchvision, timm and mmpretrain networks;
+* the one loading policy: stage weights must be in the file, a classifier head may be.
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torchvision
+
+pytest.importorskip("mmseg.models", reason="MMSegmentation (with mmcv ops) is not installed")
+
+from mmengine.config import Config  # noqa: E402
+from mmseg.registry import MODELS  # noqa: E402
+
+from hybridkt_ext.core import TeacherCheckpointError  # noqa: E402
+from hybridkt_ext.for_mmseg import HybridBackbone, build_teacher  # noqa: E402
+from hybridkt_ext.for_mmseg.teacher_config import resolve_config_path  # noqa: E402
+
+R18_D8 = "mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py"
+STUDENT = dict(type="ResNetV1c", depth=18, stem_channels=16, base_channels=16,
+               out_indices=(0, 1, 2, 3))
+
+
+def _segmentor_checkpoint(path, config: str) -> dict[str, torch.Tensor]:
+    """What mmengine's Runner writes for ``config``: meta['cfg'] and the segmentor's weights."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = Config.fromfile(str(resolve_config_path(config)))
+    backbone = dict(cfg.model.backbone)
+    backbone.pop("init_cfg", None)
+    backbone.pop("pretrained", None)
+    torch.manual_seed(3)
+    weights = MODELS.build(backbone).state_dict()
+    torch.save({"meta": {"cfg": cfg.pretty_text, "iter": 80000},
+                "state_dict": {f"backbone.{k}": v for k, v in weights.items()}}, path)
+    return weights
+
+
+def test_a_teacher_named_by_its_config_is_the_network_it_was_trained_as(tmp_path):
+    weights = _segmentor_checkpoint(tmp_path / "r18_d8.pth", R18_D8)
+    staged, convention = build_teacher(dict(config=R18_D8, checkpoint=str(tmp_path / "r18_d8.pth")))
+    model = staged.model
+    assert tuple(model.dilations) == (1, 1, 2, 4) and tuple(model.strides) == (1, 2, 1, 1)
+    assert [s.reduction for s in staged.stage_specs] == [4, 8, 8, 8]
+    assert [s.scale for s in staged.stage_specs] == [4, 8, 16, 32]
+    for key, value in weights.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    # The config's data preprocessor: ImageNet mean/std, BGR images converted to RGB.
+    assert convention.channel_order == "RGB" and convention.mean == (123.675, 116.28, 103.53)
+
+
+def test_a_hand_written_teacher_that_drops_the_dilations_is_refused(tmp_path):
+    _segmentor_checkpoint(tmp_path / "r18_d8.pth", R18_D8)
+    # Same weight shapes as the D8 network: only the training config can tell them apart.
+    plain = dict(type="ResNetV1c", depth=18, checkpoint=str(tmp_path / "r18_d8.pth"),
+                 prefix="backbone.")
+    with pytest.raises(TeacherCheckpointError) as info:
+        build_teacher(plain)
+    message = str(info.value)
+    assert "ResNetV1c.dilations: (1, 1, 1, 1) vs (1, 1, 2, 4)" in message
+    assert "Its training config sets contract_dilation=True, dilations=(1, 1, 2, 4), " \
+        "strides=(1, 2, 1, 1)." in message
+    assert "teacher=dict(config=" in message
+    good = dict(plain, dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), contract_dilation=True)
+    build_teacher(good)  # the same values by hand pass
+
+
+def test_a_config_teacher_takes_no_network_keys_beside_the_config(tmp_path):
+    with pytest.raises(ValueError, match=r"\['depth'\] cannot be set next to it"):
+        build_teacher(dict(config=R18_D8, depth=50, checkpoint=str(tmp_path / "x.pth")))
+    with pytest.raises(FileNotFoundError, match="no config file"):
+        build_teacher(dict(config="mmseg::deeplabv3/nope.py", allow_random_init=True))
+
+
+def test_hybrid_backbone_with_a_config_teacher_trains_three_paths(tmp_path):
+    _segmentor_checkpoint(tmp_path / "r18_d8.pth", R18_D8)
+    backbone = HybridBackbone(student=STUDENT,
+                              teacher=dict(config=R18_D8, checkpoint=str(tmp_path / "r18_d8.pth")))
+    paths = backbone.forward_hybrid(torch.randn(2, 3, 64, 64))
+    sum(f.square().mean() for f in paths.teacher_first).backward()
+    assert backbone.engine.teacher_input.identity  # the student's convention is the same here
+
+
+def test_a_torchvision_teacher_missing_one_stage_is_refused(tmp_path):
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet18().state_dict()
+    gone = [k for k in weights if k.startswith("layer3.")]
+    torch.save({k: v for k, v in weights.items() if k not in gone}, tmp_path / "r18.pth")
+    spec = dict(type="torchvision.resnet18", checkpoint=str(tmp_path / "r18.pth"))
+    with pytest.raises(TeacherCheckpointError, match=r"missing weights that stages use \[layer3"):
+        build_teacher(spec)
+    torch.save(weights, tmp_path / "r18.pth")
+    staged, _ = build_teacher(spec)
+    assert torch.equal(staged.model.layer3[0].conv1.weight, weights["layer3.0.conv1.weight"])
+
+
+def test_a_classification_checkpoint_lends_its_trunk_to_an_mmseg_teacher(tmp_path):
+    # An ImageNet ResNet-18 file (fc of 1000 classes) for mmseg's ResNet (same trunk names).
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet18().state_dict()
+    torch.save(weights, tmp_path / "imagenet_r18.pth")
+    staged, _ = build_teacher(dict(type="ResNet", depth=18,
+                                   checkpoint=str(tmp_path / "imagenet_r18.pth")))
+    assert torch.equal(staged.model.layer4[1].conv2.weight, weights["layer4.1.conv2.weight"])
+    weights["stray.weight"] = torch.zeros(1)  # not a head: strict refuses it
+    torch.save(weights, tmp_path / "imagenet_r18.pth")
+    with pytest.raises(TeacherCheckpointError, match=r"unexpected keys \[stray.weight\]"):
+        build_teacher(dict(type="ResNet", depth=18, checkpoint=str(tmp_path / "imagenet_r18.pth")))
+
+
+def test_an_mmpretrain_teacher_loads_from_its_file(tmp_path):
+    pytest.importorskip("mmpretrain", reason="mmpretrain (optional extra) is not installed")
+    arch = dict(depths=[1, 1, 1, 1], channels=[16, 32, 64, 128])
+    torch.manual_seed(0)
+    network = dict(type="mmpretrain.ConvNeXt", arch=arch, gap_before_final_norm=False,
+                   out_indices=(0, 1, 2, 3))
+    weights = MODELS.build(network).state_dict()
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in weights.items()}},
+               tmp_path / "convnext.pth")
+    staged, _ = build_teacher(dict(network, prefix="backbone.",
+                                   checkpoint=str(tmp_path / "convnext.pth")))
+    assert [s.channels for s in staged.stage_specs] == [16, 32, 64, 128]
+    assert torch.equal(staged.model.state_dict()["stages.3.0.depthwise_conv.weight"],
+                       weights["stages.3.0.depthwise_conv.weight"])
