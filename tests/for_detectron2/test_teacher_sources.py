@@ -17,6 +17,7 @@ CONFIG = next(p for p in SYNTHETIC_CONFIGS if p.name == "hybridkt-mobilenetv1-fp
 FPN_YAML = "COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml"
 C4_YAML = "COCO-Detection/faster_rcnn_R_50_C4_1x.yaml"
 LAZY = "new_baselines/mask_rcnn_R_50_FPN_100ep_LSJ.py"
+LAZY_REGNET = "new_baselines/mask_rcnn_regnetx_4gf_dds_FPN_100ep_LSJ.py"
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +46,7 @@ def _cfg(*opts):
     (FPN_YAML, ["res2", "res3", "res4", "res5"], "backbone.bottom_up."),
     (C4_YAML, ["res2", "res3", "res4"], "backbone."),  # res5 lives in the C4 ROI head
     (LAZY, ["res2", "res3", "res4", "res5"], "backbone.bottom_up."),
+    (LAZY_REGNET, ["s1", "s2", "s3", "s4"], "backbone.bottom_up."),  # detectron2's RegNet
 ])
 def test_a_teacher_named_by_its_config_is_that_bottom_up(tmp_path, name, stages, prefix):
     weights = _detector_checkpoint(tmp_path / "model_final.pth", name)

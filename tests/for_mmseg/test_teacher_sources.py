@@ -129,3 +129,18 @@ def test_an_mmpretrain_teacher_loads_from_its_file(tmp_path):
     assert [s.channels for s in staged.stage_specs] == [16, 32, 64, 128]
     assert torch.equal(staged.model.state_dict()["stages.3.0.depthwise_conv.weight"],
                        weights["stages.3.0.depthwise_conv.weight"])
+
+
+def test_the_students_own_pretrained_init_still_applies(tmp_path):
+    # A SegFormer student whose config loads ImageNet weights through init_cfg, as the stock
+    # configs do (from a local file here: no downloads).
+    student = dict(type="MixVisionTransformer", embed_dims=16, num_layers=[1, 1, 1, 1],
+                   num_heads=[1, 1, 1, 1])
+    torch.manual_seed(5)
+    pretrained = MODELS.build(student).state_dict()
+    torch.save({"state_dict": pretrained}, tmp_path / "mit_imagenet.pth")
+    student["init_cfg"] = dict(type="Pretrained", checkpoint=str(tmp_path / "mit_imagenet.pth"))
+    backbone = HybridBackbone(student=student, teacher=dict(STUDENT, allow_random_init=True))
+    backbone.init_weights()
+    for key, value in pretrained.items():
+        assert torch.equal(backbone.student.state_dict()[key], value), key
