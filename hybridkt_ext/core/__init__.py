@@ -6,7 +6,8 @@ from .checkpoint import (TeacherCheckpointError, load_checkpoint_file, load_teac
 from .checkpoint_file import (CheckpointFileError, CheckpointNotFoundError,
                               UntrustedCheckpointError, allow_framework_checkpoints,
                               read_checkpoint_file)
-from .errors import HybridKTError, TeacherMismatchError, UnsupportedBackboneError
+from .errors import (HybridKTError, HybridTrainingError, TeacherMismatchError,
+                     UnsupportedBackboneError)
 from .export import export_student_state_dict, save_atomically
 from .feature_transfer import AttentionTransferLoss, FitNetLoss, kd_loss
 from .freezing import TeacherNotFrozenError, assert_teacher_frozen, freeze_teacher
@@ -22,18 +23,19 @@ from .stage_usage import used_state_keys
 from .stages import (StagedBackbone, StageSpec, SubmoduleChain, check_stage_contract,
                      feature_map)
 from .teacher_fingerprint import teacher_fingerprint
+from .transfer_step import TRANSFER_MODES, StepResult, TransferStep
 
 __all__ = [
     "align_stages", "aligned_stage_groups", "allow_framework_checkpoints", "assert_teacher_frozen",
     "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "check_stage_contract",
     "CheckpointFileError", "CheckpointNotFoundError", "cut_into_stages",
     "export_student_state_dict", "feature_map", "FeatureAdapter", "FitNetLoss", "freeze_teacher",
-    "HybridFeatures", "HybridForward", "HybridKTError", "InputConvention", "kd_loss",
+    "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention", "kd_loss",
     "load_checkpoint_file", "load_teacher_weights", "LossBalancer", "make_path_plan",
     "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",
     "read_checkpoint_file", "save_atomically", "split_backbone", "split_sequential",
     "StagedBackbone", "StageMismatchError", "StageSpec", "SubmoduleChain", "teacher_fingerprint",
     "TeacherCheckpointError", "TeacherInputTransform", "TeacherMismatchError",
-    "TeacherNotFrozenError", "UnsupportedBackboneError", "UntrustedCheckpointError",
+    "TeacherNotFrozenError", "TRANSFER_MODES", "StepResult", "TransferStep", "UnsupportedBackboneError", "UntrustedCheckpointError",
     "used_state_keys",
 ]

@@ -18,3 +18,7 @@ class UnsupportedBackboneError(HybridKTError, TypeError):
 
 class TeacherMismatchError(HybridKTError, RuntimeError):
     """The teacher built from the config is not the one a resumed checkpoint was trained with."""
+
+
+class HybridTrainingError(HybridKTError, RuntimeError):
+    """A hybrid backbone is trained outside its transfer step (the wiring is missing)."""

@@ -40,17 +40,24 @@ class RunningStatsGuard:
 
     Args:
         module: the student backbone (or any part of the student, e.g. its heads).
+        exclude: a part of ``module`` whose norm layers are left alone (the hybrid engine
+            inside a whole model: it guards its student stages itself, and the student path
+            must keep updating them).
     """
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, exclude: nn.Module | None = None) -> None:
         self._module = module
+        self._exclude = (exclude,)
         self._ids: tuple[int, ...] = ()
         self._toggle: list[_BatchNorm] = []
         self._restore: list[nn.Module] = []
         self._scan()
 
     def _norm_layers(self) -> list[nn.Module]:
-        return [m for m in self._module.modules() if _has_running_stats(m)]
+        exclude = self._exclude[0]
+        skipped = {id(m) for m in exclude.modules()} if exclude is not None else set()
+        return [m for m in self._module.modules() if _has_running_stats(m)
+                and id(m) not in skipped]
 
     def _scan(self) -> None:
         layers = self._norm_layers()

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import (AttentionTransferLoss, FitNetLoss, HybridForward, LossBalancer,
-                    StagedBackbone, align_stages, export_student_state_dict, kd_loss)
+from ..core import (HybridForward, StagedBackbone, align_stages, export_student_state_dict,
+                    kd_loss)
+from ..core.transfer_step import TransferStep, build_balancer, build_transfer_loss
 
 MODES = ("none", "kd", "fitnet", "at", "hybrid", "fixed")
 
@@ -58,14 +59,14 @@ class TransferClassifier(nn.Module):
         self.engine = HybridForward(student, teacher, switch_points=switch_points,
                                     out_indices=(last,),
                                     hybrid_paths=mode in ("hybrid", "fixed"))
-        self.balancer = LossBalancer("fixed" if mode == "fixed" else "dynamic", fixed_alpha)
-        self.transfer: nn.Module | None = None
-        if mode == "fitnet":
-            self.transfer = FitNetLoss([s.channels for s in student.stage_specs],
-                                       [s.channels for s in teacher.stage_specs],
-                                       weight=fitnet_weight)
-        elif mode == "at":
-            self.transfer = AttentionTransferLoss(beta=at_beta)
+        # Every mode but KD is one of the core's transfer modes: one dispatch for all adapters.
+        core_mode = {"fixed": "hybrid", "kd": "none"}.get(mode, mode)
+        balance = dict(mode="fixed" if mode == "fixed" else "dynamic", fixed_alpha=fixed_alpha)
+        # Registered (state dict: transfer.*): FitNet's regressors train with the student.
+        self.transfer = build_transfer_loss(core_mode, self.engine, dict(weight=fitnet_weight),
+                                            dict(beta=at_beta))
+        self.step = TransferStep(self.engine, core_mode, build_balancer(core_mode, balance),
+                                 self.transfer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Student logits (N, num_classes): the plain student, no teacher involved."""
@@ -73,17 +74,8 @@ class TransferClassifier(nn.Module):
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
                                                                       dict[str, float]]:
-        """Returns the loss to back-propagate and detached values to log."""
-        if self.mode in ("hybrid", "fixed"):
-            feats = self.engine.forward_hybrid(x)
-            l1, l2, l3 = (F.cross_entropy(self.student_head(f[-1]), y)
-                          for f in (feats.student_first, feats.teacher_first, feats.student))
-            balanced = self.balancer(l1, l2, l3)
-            logs = {k: float(v) for k, v in balanced.log_values().items()}
-            return balanced.total, logs
-        if self.mode == "none":
-            loss = F.cross_entropy(self(x), y)
-            return loss, {"loss_task": loss.item()}
+        """Returns the loss to back-propagate and detached values to log (``hkt_L3`` is the
+        student path's task loss in every mode, a mimicking loss is ``hkt_transfer``)."""
         if self.mode == "kd":
             logits = self(x)
             with torch.no_grad():
@@ -91,11 +83,12 @@ class TransferClassifier(nn.Module):
                 teacher_logits = self.teacher_head(teacher_feats[-1])
             task = F.cross_entropy(logits, y)
             transfer = kd_loss(logits, teacher_logits, self.kd_temperature)
-        else:
-            student_feats, teacher_feats = self.engine.forward_with_teacher(x)
-            task = F.cross_entropy(self.student_head(student_feats[-1]), y)
-            transfer = self.transfer(student_feats, teacher_feats)
-        return task + transfer, {"loss_task": task.item(), "loss_transfer": transfer.item()}
+            return task + transfer, {"hkt_L3": task.item(), "hkt_transfer": transfer.item()}
+        # The classifier's own forward, once per path: the stages yield the active path.
+        result = self.step.run(
+            lambda: {"loss_ce": F.cross_entropy(self.student_head(self.step.features(x)[-1]), y)},
+            lambda losses: losses["loss_ce"])
+        return result.total, {k: float(v) for k, v in result.log_values.items()}
 
     def student_state_dict(self) -> dict[str, torch.Tensor]:
         """The plain student classifier's state dict (loads into ``build_classifier(...)``)."""

@@ -3,7 +3,9 @@
 * ``build_hybridkt_fpn_backbone`` (BACKBONE_REGISTRY): student bottom-up + frozen teacher in the
   core engine, the student's FPN on every path;
 * ``build_mobilenet_v1_backbone`` / ``build_mobilenet_v1_fpn_backbone``: the paper's student;
-* ``HybridRCNN`` (META_ARCH_REGISTRY): three-path losses, dynamic balancing, plain inference;
+* ``build_hybridkt_retinanet_fpn_backbone`` (RetinaNet) and ``build_hybridkt_backbone`` (C4);
+* ``install_transfer_step``: any meta-architecture's training forward over the paths;
+* ``HybridRCNN`` (META_ARCH_REGISTRY): GeneralizedRCNN wired to the transfer step;
 * ``citypersons_*`` datasets and ``CityPersonsEvaluator`` (MR^-2);
 * ``HybridKTTrainer`` (DefaultTrainer + evaluator + ``HybridKTHook``, CPU ``launch`` too);
 * ``SafeDetectionCheckpointer``: checkpoint reads that never unpickle code;
@@ -24,7 +26,8 @@ from .citypersons_evaluation import CityPersonsEvaluator
 from .config import add_hybridkt_config
 from .export import export_student_checkpoint, plain_student_config, student_state_dict
 from .hooks import HybridKTHook
-from .hybrid_backbone import HybridBottomUp, HybridFPN, build_hybridkt_fpn_backbone
+from .hybrid_backbone import (HybridBottomUp, HybridFPN, build_hybridkt_backbone,
+                              build_hybridkt_fpn_backbone, build_hybridkt_retinanet_fpn_backbone)
 from .hybrid_rcnn import HybridRCNN
 from .mobilenet_v1_backbone import (
     MobileNetV1Backbone,
@@ -33,15 +36,20 @@ from .mobilenet_v1_backbone import (
     build_mobilenet_v1_fpn_backbone,
 )
 from .safe_checkpointer import SafeDetectionCheckpointer
+from .synthetic_dense_targets import register_dense_synthetic
 from .trainer import HybridKTTrainer
+from .transfer_wiring import find_hybrid_bottom_up, install_transfer_step
 
 register_all_citypersons()
+register_dense_synthetic()
 
 __all__ = [
     "CityPersonsEvaluator", "HybridBottomUp", "HybridFPN", "HybridKTHook", "HybridKTTrainer",
     "HybridRCNN", "MobileNetV1Backbone", "SafeDetectionCheckpointer", "add_hybridkt_config",
     "add_mobilenet_v1_config",
-    "build_hybridkt_fpn_backbone", "build_mobilenet_v1_backbone",
+    "build_hybridkt_backbone", "build_hybridkt_fpn_backbone",
+    "build_hybridkt_retinanet_fpn_backbone", "build_mobilenet_v1_backbone",
+    "find_hybrid_bottom_up", "install_transfer_step",
     "build_mobilenet_v1_fpn_backbone", "export_student_checkpoint", "plain_student_config",
     "register_all_citypersons", "register_citypersons", "student_state_dict",
 ]

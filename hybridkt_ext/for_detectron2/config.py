@@ -10,8 +10,7 @@ from detectron2.config import CfgNode as CN
 
 from .mobilenet_v1_backbone import add_mobilenet_v1_config
 
-# Names accepted by MODEL.HYBRIDKT.TRANSFER and MODEL.HYBRIDKT.TEACHER.FRAMEWORK.
-TRANSFER_MODES = ("none", "hybrid", "fitnet", "at")
+# Names accepted by MODEL.HYBRIDKT.TEACHER.FRAMEWORK (MODEL.HYBRIDKT.TRANSFER: core's).
 TEACHER_FRAMEWORKS = ("torchvision", "timm", "detectron2")
 # Balance modes a config may name; "student_only" is implied by TRANSFER "none".
 CONFIG_BALANCE_MODES = ("dynamic", "fixed")

@@ -1,7 +1,7 @@
 """Student-only export: a checkpoint and the plain detectron2 config that loads it, no hybridkt.
 
-The plain config is the hybrid one with ``MODEL.META_ARCHITECTURE: GeneralizedRCNN``, the FPN
-builder of the student's bottom-up as ``MODEL.BACKBONE.NAME`` and no ``MODEL.HYBRIDKT``. A
+The plain config is the hybrid one with the plain builder of the student's backbone as
+``MODEL.BACKBONE.NAME`` (``HybridRCNN`` becomes ``GeneralizedRCNN``) and no ``MODEL.HYBRIDKT``. A
 ResNet student then needs detectron2 alone. detectron2 has no MobileNetV1: that config keeps
 ``MODEL.MOBILENET_V1`` and names ``build_mobilenet_v1_fpn_backbone``, both provided by
 ``hybridkt_ext.for_detectron2.mobilenet_v1_backbone`` (see ``MOBILENET_V1_LOADING``, which the
@@ -18,16 +18,16 @@ from torch import nn
 
 from ..core import export_student_state_dict, save_atomically
 from .hooks import unwrap_model
+from .transfer_wiring import find_hybrid_bottom_up
 
-# Where the hybrid model keeps the student bottom-up, and where the plain model has it.
-STUDENT_PREFIX = "backbone.bottom_up.engine.student.model."
-PLAIN_PREFIX = "backbone.bottom_up."
-# Hybrid-only parts: teacher and adapters (inside the engine), FitNet regressors.
-DROP_PREFIXES = ("backbone.bottom_up.engine.", "feature_loss.")
-# MODEL.HYBRIDKT.STUDENT_BOTTOM_UP -> the FPN builder a plain GeneralizedRCNN config names.
-PLAIN_FPN_BUILDERS = {
-    "build_resnet_backbone": "build_resnet_fpn_backbone",  # detectron2's own
-    "build_mobilenet_v1_backbone": "build_mobilenet_v1_fpn_backbone",  # hybridkt_ext's
+# (MODEL.BACKBONE.NAME, MODEL.HYBRIDKT.STUDENT_BOTTOM_UP) -> the builder the plain config names.
+PLAIN_BACKBONES = {
+    ("build_hybridkt_fpn_backbone", "build_resnet_backbone"): "build_resnet_fpn_backbone",
+    ("build_hybridkt_fpn_backbone", "build_mobilenet_v1_backbone"):
+        "build_mobilenet_v1_fpn_backbone",  # hybridkt_ext's
+    ("build_hybridkt_retinanet_fpn_backbone", "build_resnet_backbone"):
+        "build_retinanet_resnet_fpn_backbone",
+    ("build_hybridkt_backbone", "build_resnet_backbone"): "build_resnet_backbone",  # C4
 }
 # What a user runs to load a MobileNetV1 student's plain config (the written YAML's header).
 MOBILENET_V1_LOADING = """\
@@ -40,9 +40,18 @@ Without it detectron2 stops with "KeyError: Non-existent config key: MODEL.MOBIL
 
 
 def student_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The hybrid model's state dict in the plain student model's key layout."""
-    return export_student_state_dict(unwrap_model(model).state_dict(), STUDENT_PREFIX,
-                                     PLAIN_PREFIX, DROP_PREFIXES)
+    """The hybrid model's state dict in the plain student model's key layout.
+
+    The hybrid bottom-up's student (``<where>.engine.student.model.*``) becomes the plain
+    bottom-up (``<where>.*``); its teacher, adapters and FitNet regressors are dropped.
+    """
+    model = unwrap_model(model)
+    bottom_up = find_hybrid_bottom_up(model)
+    if bottom_up is None:
+        raise ValueError(f"{type(model).__name__} has no hybrid bottom-up to export a student of")
+    where = next(name for name, m in model.named_modules() if m is bottom_up)
+    return export_student_state_dict(model.state_dict(), f"{where}.engine.student.model.",
+                                     f"{where}.", (f"{where}.engine.", f"{where}.transfer_loss."))
 
 
 def plain_student_config(cfg: CfgNode, weights: str | os.PathLike = "") -> CfgNode:
@@ -53,19 +62,22 @@ def plain_student_config(cfg: CfgNode, weights: str | os.PathLike = "") -> CfgNo
         weights: MODEL.WEIGHTS of the result (the exported checkpoint).
 
     Raises:
-        ValueError: MODEL.HYBRIDKT.STUDENT_BOTTOM_UP has no known plain FPN builder.
+        ValueError: the hybrid backbone and student builder have no known plain builder.
     """
     student = cfg.MODEL.HYBRIDKT.STUDENT_BOTTOM_UP
-    if student not in PLAIN_FPN_BUILDERS:
+    key = (cfg.MODEL.BACKBONE.NAME, student)
+    if key not in PLAIN_BACKBONES:
         raise ValueError(
-            f"MODEL.HYBRIDKT.STUDENT_BOTTOM_UP {student!r} has no plain FPN builder to export "
-            f"to; known: {sorted(PLAIN_FPN_BUILDERS)}. Export the checkpoint alone "
-            "(export_student_checkpoint without cfg) and write the plain config by hand"
+            f"MODEL.BACKBONE.NAME {key[0]!r} with MODEL.HYBRIDKT.STUDENT_BOTTOM_UP {student!r} "
+            f"has no plain builder to export to; known: {sorted(PLAIN_BACKBONES)}. Export the "
+            "checkpoint alone (export_student_checkpoint without cfg) and write the plain "
+            "config by hand"
         )
     plain = cfg.clone()
     plain.defrost()
-    plain.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
-    plain.MODEL.BACKBONE.NAME = PLAIN_FPN_BUILDERS[student]
+    if plain.MODEL.META_ARCHITECTURE == "HybridRCNN":
+        plain.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
+    plain.MODEL.BACKBONE.NAME = PLAIN_BACKBONES[key]
     plain.MODEL.WEIGHTS = str(weights)
     plain.MODEL.pop("HYBRIDKT")
     if student != "build_mobilenet_v1_backbone":
@@ -89,7 +101,7 @@ def export_student_checkpoint(model: nn.Module, path: str | os.PathLike,
     save_atomically({"model": student_state_dict(model)}, path, overwrite=overwrite)
     if cfg is not None:
         header = f"Plain detectron2 config of the student exported to {path.name} by hybridkt_ext."
-        if plain.MODEL.BACKBONE.NAME == PLAIN_FPN_BUILDERS["build_mobilenet_v1_backbone"]:
+        if plain.MODEL.BACKBONE.NAME == "build_mobilenet_v1_fpn_backbone":
             header += "\n" + MOBILENET_V1_LOADING.format(config=config_path.name)
         comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
         config_path.write_text(comment + plain.dump())

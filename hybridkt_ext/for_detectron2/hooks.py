@@ -11,7 +11,6 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from ..core import TeacherNotFrozenError, assert_teacher_frozen, teacher_fingerprint
 from ..plotting import plot_alpha_and_path_losses
-from .hybrid_backbone import HybridFPN
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +26,11 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def find_teacher(model: nn.Module) -> nn.Module | None:
-    """The frozen teacher of a HybridRCNN (None for a plain model or TRANSFER 'none')."""
-    backbone = getattr(unwrap_model(model), "backbone", None)
-    return backbone.engine.teacher if isinstance(backbone, HybridFPN) else None
+    """The frozen teacher of a hybrid model (None for a plain model or TRANSFER 'none')."""
+    from .transfer_wiring import find_hybrid_bottom_up
+
+    bottom_up = find_hybrid_bottom_up(unwrap_model(model))
+    return bottom_up.engine.teacher if bottom_up is not None else None
 
 
 class HybridKTHook(HookBase):

@@ -1,26 +1,32 @@
-"""The hybrid backbone: student bottom-up + frozen teacher in the core engine, student FPN on top.
+"""The hybrid bottom-up: student bottom-up + frozen teacher in the core engine, as a detectron2
+Backbone, and the backbone builders that put it under detectron2's own FPN (or use it alone).
 
-``HybridFPN`` *is* detectron2's FPN (same lateral/output convs, same state-dict keys, same
-``output_shape()`` and ``size_divisibility``); only its bottom-up is the engine. Its plain
-``forward`` is the student path, so inference and evaluation are plain detectron2.
-``forward_hybrid`` runs the three paths and sends each path's features through the same FPN.
+``HybridBottomUp`` returns the student's stage features by name, exactly as the plain bottom-up
+does, so detectron2's FPN, RPN, ROI, RetinaNet, FCOS and semantic heads run unchanged. While a
+training step runs (``core.TransferStep``, wired onto the meta-architecture's ``forward`` by
+``transfer_wiring``) it returns each path's features in turn: the FPN and the heads then train
+every path. Inference and evaluation are the plain student.
 
-State dict: ``bottom_up.engine.student.model.*`` is the plain bottom-up's state dict, next to
-``bottom_up.engine.teacher.*`` and the adapters ``bottom_up.engine.to_{teacher,student}.*``;
-``export.export_student_checkpoint`` maps it back onto the plain model's ``bottom_up.*``.
+State dict: ``<bottom_up>.engine.student.model.*`` is the plain bottom-up's state dict, next to
+``<bottom_up>.engine.teacher.*``, the adapters ``<bottom_up>.engine.to_{teacher,student}.*``
+and FitNet's regressors ``<bottom_up>.transfer_loss.*``; ``export.export_student_checkpoint``
+maps it back onto the plain model.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
+from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 
-from ..core import HybridFeatures, HybridForward, StagedBackbone
-from .config import TRANSFER_MODES
+from ..core import (HybridFeatures, HybridForward, HybridTrainingError, InputConvention,
+                    StagedBackbone, TeacherInputTransform)
+from ..core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
+                                  check_transfer_mode)
+from .config import CONFIG_BALANCE_MODES
 from .stage_split import match_teacher_stages, split_bottom_up
 from .teacher import build_teacher, student_input_convention, teacher_input_convention
 
@@ -32,25 +38,57 @@ class HybridBottomUp(Backbone):
 
     Args:
         engine: the core engine over the student (and teacher, if any).
-        out_features: student stage names the FPN consumes, high to low resolution.
+        out_features: student stage names the consumer (FPN, or the heads) reads.
+        transfer: one of ``core.TRANSFER_MODES``.
+        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=...)`` for the hybrid paths.
+        fitnet, at: FitNetLoss / AttentionTransferLoss arguments for those baselines.
+        teacher_input: the teacher's own pixel convention (to rebuild the input transform
+            when the meta-architecture's convention is adopted).
     """
 
-    def __init__(self, engine: HybridForward, out_features: Sequence[str]) -> None:
+    def __init__(self, engine: HybridForward, out_features: Sequence[str],
+                 transfer: str = "hybrid", balance: Mapping | None = None,
+                 fitnet: Mapping | None = None, at: Mapping | None = None,
+                 teacher_input: InputConvention | None = None) -> None:
         super().__init__()
         self.engine = engine
+        self.transfer = check_transfer_mode(transfer, "MODEL.HYBRIDKT.TRANSFER")
         specs = {s.name: s for s in engine.student.stage_specs}
         self._out_features = list(out_features)
         self._out_feature_channels = {n: specs[n].channels for n in out_features}
         self._out_feature_strides = {n: specs[n].reduction for n in out_features}
+        # Registered here (state dict: <bottom_up>.transfer_loss.*): FitNet's regressors train.
+        self.transfer_loss = build_transfer_loss(transfer, engine, fitnet, at)
+        self.transfer_step = TransferStep(engine, transfer,
+                                          build_balancer(transfer, balance,
+                                                         "MODEL.HYBRIDKT balance"),
+                                          self.transfer_loss)
+        self._teacher_input = teacher_input
+
+    @property
+    def out_features(self) -> list[str]:
+        return list(self._out_features)
 
     def forward(self, x: torch.Tensor | FeatureDict) -> FeatureDict:
-        """Student path on an image batch; a dict of already computed features passes through.
+        """Student path on an image batch (or the active path during a training step).
 
-        The pass-through lets ``HybridFPN`` run detectron2's own FPN.forward on the features
-        of the hybrid paths instead of re-implementing its top-down pathway.
+        A dict of already computed features passes through, which lets ``HybridFPN`` run
+        detectron2's own FPN.forward on given features.
+
+        Raises:
+            HybridTrainingError: a training forward with a teacher that does not run through
+                the transfer step (it would train the student alone, silently).
         """
         if isinstance(x, dict):
             return x
+        if self.transfer_step.running:
+            return self.as_dict(self.transfer_step.features(x))
+        if self.training and torch.is_grad_enabled() and self.transfer != "none":
+            raise HybridTrainingError(
+                f"the hybrid bottom-up (TRANSFER {self.transfer!r}) was called for training "
+                "outside its transfer step, which would train the student alone: train with "
+                "tools/train_net.py / HybridKTTrainer, or call "
+                "hybridkt_ext.for_detectron2.install_transfer_step(model) first.")
         return self.as_dict(self.engine(x))
 
     def as_dict(self, features: Sequence[torch.Tensor]) -> FeatureDict:
@@ -60,9 +98,20 @@ class HybridBottomUp(Backbone):
         return {n: ShapeSpec(channels=self._out_feature_channels[n],
                              stride=self._out_feature_strides[n]) for n in self._out_features}
 
+    def adopt_student_input(self, convention: InputConvention) -> None:
+        """The meta-architecture's pixel convention as the student's (LazyConfig models carry
+        it on the meta-architecture, not on the bottom-up)."""
+        if self.engine.teacher is None:
+            return
+        old = self.engine.teacher_input
+        teacher = self._teacher_input or convention
+        self.engine.teacher_input = TeacherInputTransform(convention, teacher).to(
+            old.scale.device)
+
 
 class HybridFPN(FPN):
-    """detectron2's FPN over a ``HybridBottomUp``; adds the hybrid and teacher-target forwards."""
+    """detectron2's FPN over a ``HybridBottomUp`` (its forward is FPN's own); adds the
+    three paths' FPN outputs as one call, for inspection and tests."""
 
     bottom_up: HybridBottomUp
 
@@ -71,39 +120,24 @@ class HybridFPN(FPN):
         return self.bottom_up.engine
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
-        """The three paths' FPN outputs, each {"p2": (N, C, H/4, W/4), ..., "p6": ...}.
-
-        Args:
-            x: (N, 3, H, W) normalised images, H and W multiples of ``size_divisibility``.
-        """
+        """The three paths' FPN outputs, each {"p2": (N, C, H/4, W/4), ..., "p6": ...}."""
         paths = self.engine.forward_hybrid(x)
-        return HybridFeatures(self._neck(paths.student), self._neck(paths.student_first),
-                              self._neck(paths.teacher_first))
-
-    def _neck(self, features: Sequence[torch.Tensor]) -> FeatureDict:
-        # detectron2's own top-down pathway; the bottom-up passes the feature dict through.
-        return super().forward(self.bottom_up.as_dict(features))
-
-    def forward_with_teacher(
-        self, x: torch.Tensor
-    ) -> tuple[FeatureDict, list[torch.Tensor], list[torch.Tensor]]:
-        """Student FPN outputs plus all student and teacher stage outputs (for FitNet / AT)."""
-        student_stages, teacher_stages = self.engine.forward_with_teacher(x)
-        selected = self.engine.head_features(student_stages)
-        return self._neck(selected), student_stages, teacher_stages
+        return HybridFeatures(*(super(HybridFPN, self).forward(self.bottom_up.as_dict(f))
+                                for f in (paths.student, paths.student_first,
+                                          paths.teacher_first)))
 
 
 def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone,
                         out_features: Sequence[str]) -> HybridForward:
     """The core engine for ``MODEL.HYBRIDKT.TRANSFER`` (no teacher at all for "none")."""
     hk = cfg.MODEL.HYBRIDKT
-    if hk.TRANSFER not in TRANSFER_MODES:
-        raise ValueError(f"MODEL.HYBRIDKT.TRANSFER is {hk.TRANSFER!r}; use one of {TRANSFER_MODES}")
+    check_transfer_mode(hk.TRANSFER, "MODEL.HYBRIDKT.TRANSFER")
     names = [s.name for s in student.stage_specs]
     missing = [f for f in out_features if f not in names]
     if missing:
-        raise ValueError(f"MODEL.FPN.IN_FEATURES {list(out_features)} names {missing}, which "
-                         f"the student bottom-up does not have; its stages are {names}")
+        raise ValueError(f"the consumer of the bottom-up reads {list(out_features)} "
+                         f"(MODEL.FPN.IN_FEATURES or MODEL.RESNETS.OUT_FEATURES), but {missing} "
+                         f"are not stages of the student bottom-up; its stages are {names}")
     out_indices = [names.index(f) for f in out_features]
     teacher = None
     if hk.TRANSFER != "none":
@@ -119,28 +153,63 @@ def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone,
                          checkpoint_teacher=hk.CHECKPOINT_TEACHER)
 
 
-@BACKBONE_REGISTRY.register()
-def build_hybridkt_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> HybridFPN:
-    """Student bottom-up (``MODEL.HYBRIDKT.STUDENT_BOTTOM_UP``) + teacher + the student's FPN.
-
-    Set ``MODEL.BACKBONE.NAME: build_hybridkt_fpn_backbone`` and
-    ``MODEL.META_ARCHITECTURE: HybridRCNN``; everything else stays the student's config.
-    """
-    name = cfg.MODEL.HYBRIDKT.STUDENT_BOTTOM_UP
+def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
+                           out_features: Sequence[str]) -> HybridBottomUp:
+    """The student bottom-up of ``MODEL.HYBRIDKT.STUDENT_BOTTOM_UP`` wrapped with the teacher."""
+    hk = cfg.MODEL.HYBRIDKT
+    name = hk.STUDENT_BOTTOM_UP
     if name not in BACKBONE_REGISTRY or "fpn" in name:
         raise ValueError(
             f"MODEL.HYBRIDKT.STUDENT_BOTTOM_UP {name!r} must be a registered bottom-up builder "
-            "(no FPN: the FPN is added here), e.g. build_resnet_backbone or "
+            "(no FPN: the FPN is added by the hybrid builder), e.g. build_resnet_backbone or "
             "build_mobilenet_v1_backbone"
         )
+    if hk.BALANCE not in CONFIG_BALANCE_MODES:
+        raise ValueError(
+            f"MODEL.HYBRIDKT.BALANCE is {hk.BALANCE!r}; use one of {CONFIG_BALANCE_MODES} "
+            "(train without a teacher with MODEL.HYBRIDKT.TRANSFER 'none')"
+        )
     bottom_up = BACKBONE_REGISTRY.get(name)(cfg, input_shape)
+    engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), out_features)
+    fitnet = dict(stages=list(hk.FITNET_STAGES) or None, weight=hk.FITNET_WEIGHT)
+    at = dict(stages=list(hk.AT_STAGES) or None, beta=hk.AT_BETA)
+    return HybridBottomUp(engine, out_features, hk.TRANSFER,
+                          balance=dict(mode=hk.BALANCE, fixed_alpha=hk.FIXED_ALPHA),
+                          fitnet=fitnet, at=at,
+                          teacher_input=teacher_input_convention(cfg) if hk.TRANSFER != "none"
+                          else None)
+
+
+def _fpn(cfg: CfgNode, bottom_up: HybridBottomUp, top_block) -> HybridFPN:
+    return HybridFPN(bottom_up=bottom_up, in_features=list(cfg.MODEL.FPN.IN_FEATURES),
+                     out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM,
+                     top_block=top_block, fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+
+
+@BACKBONE_REGISTRY.register()
+def build_hybridkt_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> HybridFPN:
+    """``build_resnet_fpn_backbone`` with the hybrid bottom-up: R-CNN (Faster, Mask, Cascade,
+    Keypoint), Panoptic FPN and SemanticSegmentor configs.
+
+    Set ``MODEL.BACKBONE.NAME: build_hybridkt_fpn_backbone`` and name the student's bottom-up
+    builder in ``MODEL.HYBRIDKT.STUDENT_BOTTOM_UP``; everything else stays the config's.
+    """
     in_features = list(cfg.MODEL.FPN.IN_FEATURES)
-    engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), in_features)
-    return HybridFPN(
-        bottom_up=HybridBottomUp(engine, in_features),
-        in_features=in_features,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return _fpn(cfg, build_hybrid_bottom_up(cfg, input_shape, in_features), LastLevelMaxPool())
+
+
+@BACKBONE_REGISTRY.register()
+def build_hybridkt_retinanet_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> HybridFPN:
+    """``build_retinanet_resnet_fpn_backbone`` with the hybrid bottom-up: P3-P7 (P6/P7 from
+    the last student stage, as detectron2 computes them from res5)."""
+    in_features = list(cfg.MODEL.FPN.IN_FEATURES)
+    bottom_up = build_hybrid_bottom_up(cfg, input_shape, in_features)
+    last = bottom_up.output_shape()[in_features[-1]].channels
+    return _fpn(cfg, bottom_up, LastLevelP6P7(last, cfg.MODEL.FPN.OUT_CHANNELS))
+
+
+@BACKBONE_REGISTRY.register()
+def build_hybridkt_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> HybridBottomUp:
+    """The hybrid bottom-up alone, for configs without FPN: C4 (``MODEL.RESNETS.OUT_FEATURES``
+    ['res4'], res5 in ``Res5ROIHeads``); three stages switch, stem+res2 | res3 | res4."""
+    return build_hybrid_bottom_up(cfg, input_shape, list(cfg.MODEL.RESNETS.OUT_FEATURES))

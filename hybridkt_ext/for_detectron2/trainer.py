@@ -33,6 +33,7 @@ from .citypersons_evaluation import CityPersonsEvaluator
 from ..core import TeacherMismatchError, teacher_fingerprint
 from .hooks import HybridKTHook, find_teacher
 from .safe_checkpointer import SafeDetectionCheckpointer
+from .transfer_wiring import install_transfer_step
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,14 @@ class HybridKTTrainer(DefaultTrainer):
             "the checkpoint loaded from %s holds another teacher than "
             "MODEL.HYBRIDKT.TEACHER.WEIGHTS (%s); the model goes on with the checkpoint's "
             "teacher.", source, named)
+
+    @classmethod
+    def build_model(cls, cfg: CfgNode) -> nn.Module:
+        """DefaultTrainer's model, its training forward wired to the hybrid bottom-up's
+        transfer step whatever the meta-architecture (RetinaNet, PanopticFPN, ...)."""
+        model = super().build_model(cfg)
+        install_transfer_step(model)
+        return model
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,

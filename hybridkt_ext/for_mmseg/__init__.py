@@ -24,19 +24,20 @@ from .backbone_stages import (NOT_A_CHAIN, mmseg_backbone_stages, register_stage
 from .cityscapes_dataset import CheckedCityscapesDataset
 from .cpu_distributed import prepare_cpu_distributed
 from .gta5_dataset import GTA5Dataset
-from .hybrid_backbone import TRANSFER_MODES, HybridBackbone
+from .hybrid_backbone import HybridBackbone
 from .hybrid_encoder_decoder import HybridEncoderDecoder
 from .hybrid_kt_hook import HybridKTHook, TeacherMismatchError, teacher_fingerprint
 from .student_export import export_student_checkpoint, plain_student_config
 from .synthetic_datasets import SyntheticCityscapesDataset, SyntheticGTA5Dataset
 from .teacher_builder import build_teacher
+from .transfer_wiring import install_transfer_step
 from .vgg16 import VGG16
 
 __all__ = [
     "CheckedCityscapesDataset", "NOT_A_CHAIN", "mmseg_backbone_stages", "register_stage_splitter",
     "supported_types", "GTA5Dataset", "HybridBackbone",
     "HybridEncoderDecoder", "HybridKTHook",
-    "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "TRANSFER_MODES",
+    "SyntheticCityscapesDataset", "SyntheticGTA5Dataset", "install_transfer_step",
     "TeacherMismatchError", "VGG16", "build_teacher", "export_student_checkpoint",
     "plain_student_config", "prepare_cpu_distributed", "split_mmseg_backbone",
     "teacher_fingerprint", "trust_checkpoints_of_run",

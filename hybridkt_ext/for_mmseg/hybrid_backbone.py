@@ -1,8 +1,9 @@
 """``HybridBackbone``: an mmseg backbone that wraps the student and a frozen teacher.
 
-``forward`` is the plain student backbone's forward (same tuple of features), so inference,
-validation and export are plain mmseg. ``HybridEncoderDecoder.loss`` calls
-``forward_hybrid`` (three paths) or ``forward_with_teacher`` (FitNet/AT) instead.
+``forward`` is the plain student backbone's forward (same features), so inference, validation
+and export are plain mmseg. During a training step (``core.TransferStep``, installed on the
+segmentor's ``loss`` by ``HybridKTHook``) it returns each path's features in turn, so any
+segmentor's own heads train every path.
 
 State dict layout: ``engine.student.model.*`` is the plain student backbone's state dict,
 ``engine.teacher.model.*`` the teacher's, ``engine.to_teacher.*``/``engine.to_student.*`` the
@@ -18,14 +19,15 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import nn
 
-from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridFeatures, HybridForward,
+from hybridkt_ext.core import (HybridFeatures, HybridForward, HybridTrainingError,
                                InputConvention, StagedBackbone, StageMismatchError,
-                               aligned_stage_groups, feature_map, merge_stages)
+                               TeacherInputTransform, aligned_stage_groups, merge_stages)
+from hybridkt_ext.core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
+                                             check_transfer_mode)
 
 from .backbone_stages import mmseg_backbone_stages, refuse_if_not_a_chain
 from .teacher_builder import build_teacher
 
-TRANSFER_MODES = ("hybrid", "none", "fitnet", "at")
 STUDENT_PREFIX = "engine.student.model."
 
 
@@ -41,8 +43,10 @@ class HybridBackbone(BaseModule):
         switch_points: stage indices before which hybrid paths switch (default: all).
         stage_groups: optional ``dict(student=[[0, 1], [2], ...], teacher=[...])`` merging
             stages when the two networks' stage counts differ (default: core.aligned_stage_groups).
-        student_input: the convention of the images the student receives; the
-            HybridEncoderDecoder fills it from its data_preprocessor.
+        student_input: the convention of the images the student receives; by default the
+            segmentor's data preprocessor's (see ``adopt_student_input``).
+        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=1.0, sync_across_ranks=True)``,
+            how the hybrid paths' losses combine (core.LossBalancer's arguments).
         fitnet: kwargs of core.FitNetLoss (stages, weight).
         at: kwargs of core.AttentionTransferLoss (stages, beta, p).
         checkpoint_teacher: recompute the teacher stages that run with autograd during
@@ -55,7 +59,7 @@ class HybridBackbone(BaseModule):
                  switch_points: Sequence[int] | None = None, stage_groups: dict | None = None,
                  student_input: dict | None = None, fitnet: dict | None = None,
                  at: dict | None = None, checkpoint_teacher: bool = False,
-                 init_cfg: dict | None = None) -> None:
+                 balance: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=None)
         if init_cfg is not None:
             raise ValueError("HybridBackbone: put init_cfg/pretrained into `student` (and "
@@ -63,9 +67,8 @@ class HybridBackbone(BaseModule):
         if not isinstance(checkpoint_teacher, bool):
             raise ValueError("HybridBackbone: checkpoint_teacher must be True or False, got "
                              f"{checkpoint_teacher!r}.")
-        if transfer not in TRANSFER_MODES:
-            raise ValueError(f"HybridBackbone: transfer={transfer!r} must be one of "
-                             f"{TRANSFER_MODES}.")
+        check_transfer_mode(transfer, "HybridBackbone: transfer")
+        balancer = build_balancer(transfer, balance, "HybridBackbone: balance")
         if not isinstance(student, dict) or "type" not in student:
             raise ValueError("HybridBackbone: `student` must be the original backbone dict "
                              f"with a 'type', got {student!r}.")
@@ -85,22 +88,22 @@ class HybridBackbone(BaseModule):
         # The stage producing each feature the plain student returns, in its order.
         staged, self.out_indices = mmseg_backbone_stages(plain)
         convention = InputConvention(**dict(student_input)) if student_input else None
+        self._student_input_given = convention is not None
         if transfer == "none":
             self.engine = HybridForward(staged, out_indices=self.out_indices)
+            self.transfer_step = TransferStep(self.engine, transfer, balancer)
             return
         teacher_staged, teacher_input = build_teacher(teacher)
+        self._teacher_convention = teacher_input
         staged, teacher_staged, out_indices = _pair_stages(staged, teacher_staged,
                                                            self.out_indices, stage_groups)
         self.engine = HybridForward(
             staged, teacher_staged, switch_points=switch_points, out_indices=out_indices,
             student_input=convention, teacher_input=teacher_input,
             hybrid_paths=transfer == "hybrid", checkpoint_teacher=checkpoint_teacher)
-        s_ch = [s.channels for s in staged.stage_specs]
-        t_ch = [s.channels for s in teacher_staged.stage_specs]
-        if transfer == "fitnet":
-            self.transfer_loss = FitNetLoss(s_ch, t_ch, **dict(fitnet or {}))
-        elif transfer == "at":
-            self.transfer_loss = AttentionTransferLoss(**dict(at or {}))
+        # Registered here (state dict: backbone.transfer_loss.*): FitNet's regressors train.
+        self.transfer_loss = build_transfer_loss(transfer, self.engine, fitnet, at)
+        self.transfer_step = TransferStep(self.engine, transfer, balancer, self.transfer_loss)
 
     @property
     def student(self) -> nn.Module:
@@ -118,20 +121,43 @@ class HybridBackbone(BaseModule):
             self.student.init_weights()
         self._is_init = True
 
+    def adopt_student_input(self, convention: InputConvention) -> None:
+        """The segmentor's data preprocessor convention, unless ``student_input`` was given.
+
+        The teacher input transform maps what the student receives to what the teacher was
+        trained on; only the segmentor knows the former.
+        """
+        if self._student_input_given or self.teacher is None:
+            return
+        old = self.engine.teacher_input
+        teacher = self._teacher_convention or convention
+        self.engine.teacher_input = TeacherInputTransform(convention, teacher).to(old.scale.device)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Exactly the plain student backbone: (N, 3, H, W) -> its features."""
+        """(N, 3, H, W) -> the features the plain student backbone returns.
+
+        Outside a training step this *is* the plain student backbone (inference, validation,
+        export: zero overhead). During ``TransferStep.run`` it returns the active path's
+        features, in student channels, so the segmentor's own neck and heads compute each
+        path's loss.
+
+        Raises:
+            HybridTrainingError: a training forward with a teacher that does not run through
+                the transfer step (it would train the student alone, silently).
+        """
+        if self.transfer_step.running:
+            return tuple(self.transfer_step.features(x))
+        if self.training and torch.is_grad_enabled() and self.transfer != "none":
+            raise HybridTrainingError(
+                f"HybridBackbone(transfer={self.transfer!r}) was called for training outside "
+                "its transfer step, which would train the student alone. Add "
+                "custom_hooks=[dict(type='HybridKTHook')] to the config (it wraps the "
+                "segmentor's loss), or call hybridkt_ext.for_mmseg.install_transfer_step(model).")
         return self.student(x)
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
         """The three paths' features at the student's out_indices (student channel counts)."""
         return self.engine.forward_hybrid(x)
-
-    def forward_with_teacher(
-            self, x: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-        """Student head features and the FitNet/AT transfer loss for one batch."""
-        student_out, teacher_out = self.engine.forward_with_teacher(x)
-        feats = tuple(self.engine.head_features(student_out))
-        return feats, self.transfer_loss([feature_map(s) for s in student_out], teacher_out)
 
 
 def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: Sequence[int],

@@ -1,4 +1,9 @@
-"""``HybridKTHook``: the frozen teacher's checks, and the teacher's place in checkpoints.
+"""``HybridKTHook``: wires the segmentor to the transfer step, checks the frozen teacher, and
+keeps the teacher out of checkpoints.
+
+Before the run it makes any segmentor whose backbone is a ``HybridBackbone`` train through the
+transfer step (``transfer_wiring``): that, the backbone swap and this hook are the whole
+conversion of a config, whatever the segmentor (EncoderDecoder, CascadeEncoderDecoder, ...).
 
 alpha, L1, L2 and L3 reach the MessageHub through the loss dict (mmengine's RuntimeInfoHook
 stores every ``log_vars`` entry as ``train/<key>``), so LoggerHook, ``vis_data/scalars.json``
@@ -33,6 +38,7 @@ from hybridkt_ext.core import (TeacherMismatchError, TeacherNotFrozenError, asse
 from hybridkt_ext.core.teacher_fingerprint import tensor_digests
 
 from .hybrid_backbone import HybridBackbone
+from .transfer_wiring import install_transfer_step
 
 META_KEY = "hybridkt"  # checkpoint['meta'][META_KEY]: which teacher the checkpoint was trained with
 
@@ -79,6 +85,10 @@ class HybridKTHook(Hook):
     def find_backbone(model: nn.Module) -> HybridBackbone | None:
         """The HybridBackbone of ``model`` (DDP and other mmengine wrappers unwrapped)."""
         return next((m for m in _unwrap(model).modules() if isinstance(m, HybridBackbone)), None)
+
+    def before_run(self, runner) -> None:
+        # Any segmentor with a HybridBackbone: its own loss runs the transfer mode's paths.
+        install_transfer_step(_unwrap(runner.model))
 
     def before_train(self, runner) -> None:
         backbone = self.find_backbone(runner.model)

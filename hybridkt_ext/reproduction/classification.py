@@ -67,8 +67,7 @@ def _alpha_trend(rows: list[dict]) -> tuple[float, float]:
 
 
 def _curve(rows: list[dict]) -> list[dict]:
-    keys = ("step", "epoch", "loss", "hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3", "test_acc",
-            "loss_task")
+    keys = ("step", "epoch", "loss", "hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3", "test_acc")
     return [{k: r[k] for k in keys if k in r} for r in rows]
 
 

@@ -36,7 +36,7 @@ def test_each_mode_takes_optimiser_steps_and_logs(mode, digits):
         if mode == "fixed":
             assert all(r["hkt_alpha"] == 0.5 for r in rows)
     elif mode != "none":
-        assert rows[0]["loss_transfer"] > 0
+        assert rows[0]["hkt_transfer"] > 0 and rows[0]["hkt_L3"] > 0
     student_after = model.engine.student.state_dict()
     assert any(not torch.equal(student_before[k], student_after[k]) for k in student_before)
     if teacher is not None:

@@ -17,6 +17,7 @@ from detectron2.modeling import build_model  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
 from hybridkt_ext.core import LossBalancer  # noqa: E402
+from hybridkt_ext.for_detectron2 import find_hybrid_bottom_up  # noqa: E402
 from hybridkt_ext.for_detectron2.hooks import find_teacher  # noqa: E402
 
 HYBRID = CONFIGS / "hybridkt-mobilenetv1-fpn-synthetic.yaml"
@@ -36,8 +37,8 @@ class RecordingBalancer(LossBalancer):
         super().__init__(balancer.mode, balancer.fixed_alpha, balancer.sync_across_ranks)
         self.calls = []
 
-    def __call__(self, l1, l2, l3):
-        out = super().__call__(l1, l2, l3)
+    def __call__(self, l1, l2, l3, step=None):
+        out = super().__call__(l1, l2, l3, step=step)
         self.calls.append(((l1.dtype, l2.dtype, l3.dtype), out))  # (input dtypes, result)
         return out
 
@@ -53,7 +54,8 @@ def test_amp_without_cuda_is_refused_naming_the_field(tmp_path):
 def test_hybrid_step_under_autocast_balances_in_float32():
     cfg = load_cfg(HYBRID, TINY)
     model = build_model(cfg)
-    model.balancer = RecordingBalancer(model.balancer)
+    step = find_hybrid_bottom_up(model).transfer_step
+    step.balancer = RecordingBalancer(step.balancer)
     conv_dtypes = set()  # proof that autocast reached the networks
     for conv in (m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)):
         conv.register_forward_hook(lambda mod, inp, out: conv_dtypes.add(out.dtype))
@@ -62,7 +64,7 @@ def test_hybrid_step_under_autocast_balances_in_float32():
         losses = model(data)
         total = sum(losses.values())  # what (AMP)SimpleTrainer does with the dict
     assert conv_dtypes == {torch.bfloat16}
-    (_, balanced), = model.balancer.calls
+    (_, balanced), = step.balancer.calls
     assert balanced.alpha.dtype == torch.float32
     assert all(v.dtype == torch.float32 for v in (balanced.l1, balanced.l2, balanced.l3))
     logged = {k: v for k, (v, _) in storage.latest().items() if k.startswith("hkt_")}

@@ -61,7 +61,30 @@ def test_forward_is_the_plain_student_and_state_dict_keeps_its_layout():
             assert torch.equal(a, b)
 
 
-def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path(tmp_path):
+def _batch(model):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    torch.manual_seed(0)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, 64, 128)))
+        s.set_metainfo(dict(img_shape=(64, 128), pad_shape=(64, 128), ori_shape=(64, 128)))
+        samples.append(s)
+    data = {"inputs": [torch.randint(0, 255, (3, 64, 128), dtype=torch.uint8) for _ in range(2)],
+            "data_samples": samples}
+    return model.data_preprocessor(data, True)
+
+
+def _heads_loss(model, feats, samples):
+    """The segmentor's heads on one path's features, summed as mmengine sums them."""
+    losses = model._decode_head_forward_train(list(feats), samples)
+    losses.update(model._auxiliary_head_forward_train(list(feats), samples))
+    return model.parse_losses(losses)[0]
+
+
+def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path():
     from mmengine.config import Config
 
     from .conftest import HYBRID_CONFIG
@@ -69,27 +92,59 @@ def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path(tmp_pa
     cfg = Config.fromfile(str(HYBRID_CONFIG))
     model = MODELS.build(cfg.model).train()
     reference = copy.deepcopy(model)
-    data = {"inputs": [torch.randint(0, 255, (3, 64, 128), dtype=torch.uint8) for _ in range(2)],
-            "data_samples": None}
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
-    samples = []
-    for _ in range(2):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, 64, 128)))
-        s.set_metainfo(dict(img_shape=(64, 128), pad_shape=(64, 128), ori_shape=(64, 128)))
-        samples.append(s)
-    data["data_samples"] = samples
-    batch = model.data_preprocessor(data, True)
+    batch = _batch(model)
     losses = model.loss(**batch)
     assert [k for k in losses if "loss" in k] == ["loss_hkt"]
     assert {"hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3", "decode.acc_seg"} <= set(losses)
-    reference._path_losses(reference.backbone(batch["inputs"]), batch["data_samples"])
+    # A student-path-only step: the plain student backbone and the heads, nothing else.
+    _heads_loss(reference, reference.backbone.student(batch["inputs"]), batch["data_samples"])
     ref_state, state = reference.state_dict(), model.state_dict()
     stats = [k for k in state if "running_mean" in k and "teacher" not in k]
-    assert any("decode_head" in k for k in stats)
+    assert any("decode_head" in k for k in stats) and any("student" in k for k in stats)
     for key in stats:
         assert torch.allclose(state[key], ref_state[key]), key
+
+
+def test_the_wired_loss_equals_the_three_paths_computed_by_hand():
+    """The generic wiring gives the losses the former HybridEncoderDecoder.loss computed:
+    each path's features through the heads, L1..L3, alpha = 2 L3 / (L1 + L2)."""
+    from mmengine.config import Config
+
+    from hybridkt_ext.core import LossBalancer
+
+    from .conftest import HYBRID_CONFIG
+
+    cfg = Config.fromfile(str(HYBRID_CONFIG))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    reference = copy.deepcopy(model)
+    batch = _batch(model)
+    torch.manual_seed(1)  # the heads' dropout draws the same masks in both computations
+    losses = model.loss(**batch)
+    torch.manual_seed(1)
+    paths = reference.backbone.forward_hybrid(batch["inputs"])
+    l1, l2, l3 = (_heads_loss(reference, getattr(paths, p), batch["data_samples"])
+                  for p in ("student_first", "teacher_first", "student"))
+    expected = LossBalancer("dynamic")(l1, l2, l3)
+    for key, value in expected.log_values().items():
+        assert torch.allclose(losses[key], value, rtol=1e-6), key
+    assert torch.allclose(losses["loss_hkt"], expected.total, rtol=1e-6)
+    # and the same gradients: the wiring adds nothing of its own
+    losses["loss_hkt"].backward()
+    expected.total.backward()
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        if p.grad is not None or q.grad is not None:
+            assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-7), name
+
+
+def test_training_outside_the_transfer_step_is_refused():
+    from hybridkt_ext.core import HybridTrainingError
+
+    backbone = build(teacher=teacher()).train()
+    with pytest.raises(HybridTrainingError, match="HybridKTHook"):
+        backbone(X)
+    backbone.eval()
+    assert len(backbone(X)) == 4  # evaluation is the plain student
 
 
 def test_channel_and_stride_mismatches_are_adapted():

@@ -1,8 +1,9 @@
 """Stock mmseg configs converted with the README's lines train through tools/train_seg.py.
 
-``configs/mmseg/zoo/`` holds the conversions of five configs mmseg ships (SegFormer MiT-B0,
-Swin-T UPerNet, MobileNetV2 DeepLabV3, MobileNetV3 LR-ASPP, SegNeXt MSCAN-T), each with a
-teacher named by the config it was trained with. Here each trains 4 iterations on the
+``configs/mmseg/zoo/`` holds the conversions of seven configs mmseg ships (SegFormer MiT-B0,
+Swin-T UPerNet, MobileNetV2 DeepLabV3, MobileNetV3 LR-ASPP, SegNeXt MSCAN-T, and the
+CascadeEncoderDecoder ones OCRNet and PointRend), each with a teacher named by the config it was
+trained with. Here each trains 4 iterations on the
 generated Cityscapes-style data: the model part of the config is used as shipped; only what
 CI cannot have is replaced (the datasets and the schedule, the students' ImageNet init, which
 would download, and the number of classes of the ADE20K ones, 150 -> 19).
@@ -88,10 +89,14 @@ def _ci_config(path: Path, teacher: Path, data_root: Path, work_dir: Path) -> Pa
     return out
 
 
-def test_the_zoo_holds_the_five_conversions():
-    students = sorted(_parse(p).model.backbone.student.type for p in ZOO)
-    assert students == ["MSCAN", "MixVisionTransformer", "MobileNetV2", "MobileNetV3",
-                        "SwinTransformer"]
+def test_the_zoo_holds_the_conversions():
+    pairs = sorted((_parse(p).model.type, _parse(p).model.backbone.student.type) for p in ZOO)
+    assert pairs == [("CascadeEncoderDecoder", "ResNetV1c"),  # OCRNet, PointRend
+                     ("CascadeEncoderDecoder", "ResNetV1c"),
+                     ("HybridEncoderDecoder", "MSCAN"),
+                     ("HybridEncoderDecoder", "MixVisionTransformer"),
+                     ("HybridEncoderDecoder", "MobileNetV2"), ("HybridEncoderDecoder", "MobileNetV3"),
+                     ("HybridEncoderDecoder", "SwinTransformer")]
     for path in ZOO:
         cfg = _parse(path)
         assert cfg.model.backbone.teacher.config.startswith("mmseg::")

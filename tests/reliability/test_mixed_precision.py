@@ -180,7 +180,7 @@ def test_classification_fit_names_epoch_and_step_and_keeps_the_last_good_weights
     student, teacher = ToyNet(), ToyNet((6, 12, 24))
     model = TransferClassifier(staged(student), lambda f: student.fc(f.mean((2, 3))),
                                "hybrid", staged(teacher))
-    real_balancer, seen = model.balancer, {}
+    real_balancer, seen = model.step.balancer, {}
 
     def balancer_with_a_nan_at_step_2(l1, l2, l3, step=None):
         if real_balancer.num_calls == 2:  # the third step: poison the teacher-first path
@@ -188,7 +188,7 @@ def test_classification_fit_names_epoch_and_step_and_keeps_the_last_good_weights
             l2 = l2 * float("nan")
         return real_balancer(l1, l2, l3, step=step)
 
-    model.balancer = balancer_with_a_nan_at_step_2
+    model.step.balancer = balancer_with_a_nan_at_step_2
     data = torch.utils.data.TensorDataset(torch.randn(16, 3, 8, 8), torch.randint(0, 3, (16,)))
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, step 2: .*L2 \(teacher-first"):
         fit(model, model.training_step, data, TrainConfig(epochs=1, batch_size=4))

@@ -1,0 +1,199 @@
+"""One training step of a transfer mode, through a framework's own training forward.
+
+Every framework's training forward calls its backbone once and its heads once per call: mmseg's
+``EncoderDecoder.loss`` and ``CascadeEncoderDecoder.loss``, mmdet's detectors, detectron2's
+meta-architectures. Running that forward once per path, with the hybrid backbone yielding that
+path's features from one cached ``forward_hybrid``, gives each path's loss dict from the
+architecture's own necks and heads, for any architecture and without a subclass of any. The
+three loss dicts are reduced to scalars by the framework's own rule and balanced here.
+
+Framework adapters need two things: their hybrid backbone returns ``TransferStep.features(x)``
+while a step runs, and their training forward is wrapped to call ``TransferStep.run``.
+
+The transfer modes live here too, so every adapter means the same by them:
+
+* ``hybrid``: the paper's three paths, balanced (L1 student-first, L2 teacher-first, L3 student);
+* ``none``: the student alone (no teacher built);
+* ``fitnet`` / ``at``: the student path plus a feature-mimicking loss on the teacher's stages.
+
+``hkt_L3`` is always the task loss of the student path; a mimicking loss is added to the total
+and logged on its own as ``hkt_transfer``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from .balance import LossBalancer
+from .feature_transfer import AttentionTransferLoss, FitNetLoss
+from .hybrid_forward import HybridForward
+from .norm_stats import RunningStatsGuard
+from .stages import feature_map
+
+TRANSFER_MODES = ("hybrid", "none", "fitnet", "at")
+# The student path runs last, so what the heads log themselves during a step describes it.
+PATH_ORDER = ("student_first", "teacher_first", "student")
+_BALANCE_KEYS = ("mode", "fixed_alpha", "sync_across_ranks")
+
+
+def check_transfer_mode(mode: object, where: str = "transfer") -> str:
+    if mode not in TRANSFER_MODES:
+        raise ValueError(f"{where}={mode!r} must be one of {TRANSFER_MODES}.")
+    return mode  # type: ignore[return-value]
+
+
+def build_transfer_loss(mode: str, engine: HybridForward, fitnet: Mapping | None = None,
+                        at: Mapping | None = None) -> nn.Module | None:
+    """The mimicking loss of ``fitnet`` / ``at`` (None for the other modes).
+
+    Its parameters (FitNet's regressors) are trained with the student: register the returned
+    module on the adapter's backbone.
+    """
+    if mode == "fitnet":
+        return FitNetLoss([s.channels for s in engine.student.stage_specs],
+                          [s.channels for s in engine.teacher.stage_specs], **dict(fitnet or {}))
+    if mode == "at":
+        return AttentionTransferLoss(**dict(at or {}))
+    return None
+
+
+def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -> LossBalancer:
+    """``LossBalancer`` for ``balance=dict(mode='dynamic'|'fixed', fixed_alpha, ...)``.
+
+    Modes other than ``hybrid`` balance nothing: the student path's loss is the total.
+    """
+    balance = dict(balance or {})
+    unknown = sorted(set(balance) - set(_BALANCE_KEYS))
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {unknown}; allowed: {_BALANCE_KEYS} "
+                         "(e.g. dict(mode='fixed', fixed_alpha=0.5)).")
+    balance_mode = balance.pop("mode", "dynamic")
+    if balance_mode not in ("dynamic", "fixed"):
+        raise ValueError(f"{where}.mode={balance_mode!r} must be 'dynamic' or 'fixed'; for "
+                         "student-only training set the backbone's transfer='none'.")
+    return LossBalancer(balance_mode if mode == "hybrid" else "student_only", **balance)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step gives the framework.
+
+    Attributes:
+        total: the loss to back-propagate.
+        log_values: detached scalars for the logs (``hkt_alpha``, ``hkt_L1``..``hkt_L3``, and
+            ``hkt_transfer`` for a mimicking baseline); no key contains "loss".
+        student_losses: the loss dict of the student path, as the framework returned it.
+    """
+
+    total: torch.Tensor
+    log_values: dict[str, torch.Tensor]
+    student_losses: Mapping[str, Any]
+
+
+class TransferStep:
+    """A hybrid backbone's transfer mode, and one training step of it.
+
+    Args:
+        engine: the core engine of the backbone.
+        mode: one of ``TRANSFER_MODES``.
+        balancer: combines the path losses (see ``build_balancer``).
+        transfer_loss: FitNet / AT loss for those modes (see ``build_transfer_loss``).
+    """
+
+    def __init__(self, engine: HybridForward, mode: str, balancer: LossBalancer,
+                 transfer_loss: nn.Module | None = None) -> None:
+        self.mode = check_transfer_mode(mode)
+        if mode in ("fitnet", "at") and transfer_loss is None:
+            raise ValueError(f"transfer={mode!r} needs its loss (build_transfer_loss).")
+        self._engine = (engine,)  # not registered anywhere through this object
+        self._transfer_loss = (transfer_loss,)
+        self.balancer = balancer
+        self.active: str | None = None
+        self._cache: Any = None
+        self._input_shape: tuple[int, ...] | None = None
+        self._mimic: torch.Tensor | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether a step is running: the backbone must then return ``features(x)``."""
+        return self.active is not None
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The active path's head features; computed once per step from the first call.
+
+        Raises:
+            RuntimeError: called outside a step, or with another input than the first call
+                (an architecture calling its backbone on two inputs cannot take hybrid paths).
+        """
+        if self.active is None:
+            raise RuntimeError("TransferStep.features called outside TransferStep.run")
+        engine = self._engine[0]
+        if self._cache is None:
+            self._input_shape = tuple(x.shape)
+            if self.mode == "hybrid":
+                self._cache = engine.forward_hybrid(x)
+            elif self.mode == "none":
+                self._cache = engine(x)
+            else:
+                student_out, teacher_out = engine.forward_with_teacher(x)
+                self._mimic = self._transfer_loss[0](
+                    [feature_map(s) for s in student_out], teacher_out)
+                self._cache = engine.head_features(student_out)
+        elif tuple(x.shape) != self._input_shape:
+            raise RuntimeError(
+                f"the training forward called the hybrid backbone on {tuple(x.shape)} after "
+                f"{self._input_shape} in one step; hybrid training needs an architecture that "
+                "runs its backbone once per training forward.")
+        return getattr(self._cache, self.active) if self.mode == "hybrid" else self._cache
+
+    def run(self, forward: Callable[[], Mapping[str, Any]],
+            reduce: Callable[[Mapping[str, Any]], torch.Tensor],
+            guard: RunningStatsGuard | None = None, step: int | None = None) -> StepResult:
+        """Runs ``forward`` once per path of the mode and balances the reduced losses.
+
+        Args:
+            forward: the framework's own training forward on the current batch, returning its
+                loss dict; it calls the hybrid backbone, which yields the active path.
+            reduce: the framework's rule from a loss dict to the scalar it would optimise.
+            guard: freezes the running statistics of norm layers outside the student backbone
+                (necks, heads) on the hybrid paths, so they come from the student path only.
+            step: the iteration, named in errors.
+
+        Raises:
+            NonFiniteLossError: a path loss is not finite (before anything is returned).
+            RuntimeError: ``forward`` did not call the hybrid backbone.
+        """
+        paths = PATH_ORDER if self.mode == "hybrid" else ("student",)
+        losses: dict[str, Mapping[str, Any]] = {}
+        try:
+            for name in paths:
+                self.active = name
+                frozen = guard.frozen() if guard is not None and name != "student" \
+                    else contextlib.nullcontext()
+                with frozen:
+                    losses[name] = forward()
+                if self._cache is None:
+                    raise RuntimeError(
+                        "the training forward never called the hybrid backbone; its backbone "
+                        "(or the bottom-up of its FPN) must be the hybrid one.")
+            mimic = self._mimic
+        finally:
+            self.active, self._cache, self._mimic = None, None, None
+        l3 = reduce(losses["student"])
+        if self.mode == "hybrid":
+            balanced = self.balancer(reduce(losses["student_first"]),
+                                     reduce(losses["teacher_first"]), l3, step=step)
+        else:
+            balanced = self.balancer(None, None, l3, step=step)
+        log_values = balanced.log_values()
+        if self.mode != "hybrid":
+            del log_values["hkt_alpha"]  # nothing is balanced: an alpha would mean nothing
+        total = balanced.total
+        if mimic is not None:  # the baselines add their mimicking loss to the task loss
+            total = total + mimic
+            log_values["hkt_transfer"] = mimic.detach()
+        return StepResult(total, log_values, losses["student"])
