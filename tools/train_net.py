@@ -6,6 +6,7 @@
     python tools/train_net.py --config-file <cfg> --eval-only MODEL.WEIGHTS <model.pth>
     python tools/train_net.py --config-file <cfg> --export-student <out.pth> \
         MODEL.WEIGHTS <model.pth>       # also writes <out>.yaml, the plain student config
+    python tools/train_net.py --config-file <lazy>.py train.max_iter=4   # a LazyConfig
 
 SOLVER.AMP.ENABLED True trains with detectron2's AMPTrainer (CUDA float16). Checkpoints are
 read without running code from them; --trust-checkpoint lifts that for files you trust.
@@ -13,6 +14,7 @@ read without running code from them; --trust-checkpoint lifts that for files you
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 
+from hybridkt_ext.for_detectron2 import lazy_training
 from hybridkt_ext.for_detectron2 import (
     HybridKTTrainer as Trainer,
     SafeDetectionCheckpointer,
@@ -34,6 +36,8 @@ def setup(args):
 
 
 def main(args):
+    if args.config_file.endswith(".py"):  # a LazyConfig: detectron2's LazyConfig conventions
+        return lazy_training.main(args)
     cfg = setup(args)
     if args.eval_only or args.export_student:
         model = Trainer.build_model(cfg)

@@ -71,7 +71,12 @@ class RunningStatsGuard:
         """Within the block, training-mode norm layers use batch stats and update nothing."""
         if tuple(id(m) for m in self._norm_layers()) != self._ids:  # one cheap module walk
             self._scan()
-        toggled = [m for m in self._toggle if m.training and m.track_running_stats]
+        # BatchNorm subclasses with a forward of their own (detectron2's NaiveSyncBatchNorm)
+        # are toggled too: on one process they call BatchNorm's forward, which would otherwise
+        # save the running buffers for backward, and the restore below would then bump their
+        # version under autograd's feet.
+        toggled = [m for m in self._toggle + [r for r in self._restore if isinstance(r, _BatchNorm)]
+                   if m.training and m.track_running_stats]
         saved = [
             (m, {k: b.clone() for k, b in m.named_buffers(recurse=False) if b is not None})
             for m in self._restore if m.training

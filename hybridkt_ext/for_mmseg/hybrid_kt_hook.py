@@ -33,13 +33,22 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
-from hybridkt_ext.core import (TeacherMismatchError, TeacherNotFrozenError, assert_teacher_frozen,
+from hybridkt_ext.core import (HybridTrainingError, TeacherMismatchError, TeacherNotFrozenError,
+                               UnsupportedBackboneError, assert_teacher_frozen,
                                teacher_fingerprint)
 from hybridkt_ext.core.teacher_fingerprint import tensor_digests
 
 from .hybrid_backbone import HybridBackbone
 from .transfer_wiring import install_transfer_step
 
+# mmseg segmentors that have no backbone for HybridBackbone to take the place of, and why.
+SEGMENTORS_WITHOUT_A_BACKBONE = {
+    "MultimodalEncoderDecoder": "its CLIP image encoder feeds the decode head intermediate "
+                                "layers together with text embeddings (SAN), not through a "
+                                "`backbone`",
+    "DepthEstimator": "it estimates depth with VPD's diffusion UNet, which is not one chain of "
+                      "stages",
+}
 META_KEY = "hybridkt"  # checkpoint['meta'][META_KEY]: which teacher the checkpoint was trained with
 
 
@@ -94,9 +103,16 @@ class HybridKTHook(Hook):
         backbone = self.find_backbone(runner.model)
         if backbone is None:
             if self.require_hybrid:
-                raise RuntimeError("HybridKTHook: the model has no HybridBackbone; set "
-                                   "model.backbone=dict(type='HybridBackbone', student=..., "
-                                   "teacher=...) or remove the hook.")
+                kind = type(_unwrap(runner.model)).__name__
+                if kind in SEGMENTORS_WITHOUT_A_BACKBONE:
+                    raise UnsupportedBackboneError(
+                        f"HybridKTHook: {kind} cannot train with hybrid forward: "
+                        f"{SEGMENTORS_WITHOUT_A_BACKBONE[kind]}. Segmentors that do: "
+                        "EncoderDecoder, CascadeEncoderDecoder (and their subclasses).")
+                raise HybridTrainingError(
+                    "HybridKTHook: the model has no HybridBackbone; set "
+                    "model.backbone=dict(type='HybridBackbone', student=..., teacher=...) or "
+                    "remove the hook.")
             return
         if backbone.teacher is None:
             return

@@ -50,3 +50,22 @@ def test_guard_follows_norm_layers_replaced_after_it_was_built():
     with guard.frozen():
         model(torch.randn(4, 3, 5, 5) + 3)
     assert torch.equal(model[1].running_mean, torch.zeros(3))
+
+
+class _OwnForwardBatchNorm(nn.BatchNorm2d):
+    """Like detectron2's NaiveSyncBatchNorm on one process: its own forward, BatchNorm's math."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+def test_guard_on_a_batchnorm_with_its_own_forward_keeps_backward_working():
+    # Restoring buffers that batch_norm saved for backward would fail backward with "modified
+    # by an inplace operation": such layers are toggled as well as restored.
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), _OwnForwardBatchNorm(3)).train()
+    guard = RunningStatsGuard(model)
+    with guard.frozen():
+        out = model(torch.randn(4, 3, 5, 5) + 3)
+    out.square().mean().backward()
+    assert torch.equal(model[1].running_mean, torch.zeros(3))
+    assert model[0].weight.grad is not None

@@ -174,3 +174,30 @@ def test_other_types_are_refused_in_one_line(kind, shipped_backbones):
 def test_walk_reads_the_installed_configs(shipped_backbones):
     assert os.fspath(CONFIG_ROOT).endswith(os.path.join("mmseg", ".mim", "configs"))
     assert shipped_backbones["MixVisionTransformer"][0].startswith("segformer")
+
+
+def test_every_shipped_segmentor_type_trains_or_is_refused_in_one_line():
+    """EncoderDecoder and CascadeEncoderDecoder train (tests/for_mmseg/test_zoo_conversions.py
+    runs OCRNet and PointRend); the others have no backbone to replace and say so."""
+    from types import SimpleNamespace
+
+    from hybridkt_ext.for_mmseg import HybridKTHook
+    from hybridkt_ext.for_mmseg.hybrid_kt_hook import SEGMENTORS_WITHOUT_A_BACKBONE
+
+    types_shipped = set()
+    for path in sorted(CONFIG_ROOT.rglob("*.py")):
+        if "_base_" in path.parts:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                types_shipped.add(Config.fromfile(str(path)).model.type)
+        except Exception:
+            continue
+    trained = {"EncoderDecoder", "CascadeEncoderDecoder"}
+    assert types_shipped - trained == set(SEGMENTORS_WITHOUT_A_BACKBONE)
+    for kind in SEGMENTORS_WITHOUT_A_BACKBONE:
+        stand_in = type(kind, (torch.nn.Module,), {})()  # the check reads the type's name
+        with pytest.raises(UnsupportedBackboneError) as info:
+            HybridKTHook().before_train(SimpleNamespace(model=stand_in))
+        assert kind in str(info.value) and "\n" not in str(info.value)

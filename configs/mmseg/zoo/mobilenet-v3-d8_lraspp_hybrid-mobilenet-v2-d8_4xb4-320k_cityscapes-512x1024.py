@@ -2,11 +2,11 @@
 # feature, so the teacher needs a stage there: a ResNet's first stage ends at stride 4.
 # The README's conversion of a config mmseg ships: its own backbone becomes the student of a
 # HybridBackbone, the teacher is named by the config it was trained with (its backbone,
-# dilations and pixel convention come from there), and the heads stay the stock ones.
+# dilations and pixel convention come from there), and the segmentor and its heads stay the
+# stock ones (HybridKTHook runs the segmentor's own loss once per path).
 _base_ = 'mmseg::mobilenet_v3/mobilenet-v3-d8_lraspp_4xb4-320k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
 model = dict(
-    type='HybridEncoderDecoder',
     backbone=dict(
         _delete_=True, type='HybridBackbone', student={{_base_.model.backbone}},
         teacher=dict(config=('mmseg::mobilenet_v2/'

@@ -1,7 +1,7 @@
 # OCRNet ResNet-101-D8 (CascadeEncoderDecoder: an FCN head, then the OCR head), taught by a
 # DeepLabV3 ResNet-18-D8.
-# A segmentor other than EncoderDecoder converts with the same lines minus the segmentor type:
-# the backbone swap and HybridKTHook, which runs the stock segmentor's own loss once per path.
+# CascadeEncoderDecoder converts with the same lines as EncoderDecoder: HybridKTHook runs the
+# stock segmentor's own loss once per path.
 _base_ = 'mmseg::ocrnet/ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
 model = dict(

@@ -1,7 +1,7 @@
 # PointRend ResNet-50 (CascadeEncoderDecoder: an FPN head, then the point head), taught by a
 # DeepLabV3 ResNet-18-D8.
-# A segmentor other than EncoderDecoder converts with the same lines minus the segmentor type:
-# the backbone swap and HybridKTHook, which runs the stock segmentor's own loss once per path.
+# CascadeEncoderDecoder converts with the same lines as EncoderDecoder: HybridKTHook runs the
+# stock segmentor's own loss once per path.
 _base_ = 'mmseg::point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py'
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
 model = dict(

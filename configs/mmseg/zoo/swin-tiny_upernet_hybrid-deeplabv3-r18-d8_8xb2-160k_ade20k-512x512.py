@@ -1,11 +1,11 @@
 # Swin-T UPerNet on ADE20K taught by a Cityscapes DeepLabV3 ResNet-18-D8 (another dataset).
 # The README's conversion of a config mmseg ships: its own backbone becomes the student of a
 # HybridBackbone, the teacher is named by the config it was trained with (its backbone,
-# dilations and pixel convention come from there), and the heads stay the stock ones.
+# dilations and pixel convention come from there), and the segmentor and its heads stay the
+# stock ones (HybridKTHook runs the segmentor's own loss once per path).
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
 model = dict(
-    type='HybridEncoderDecoder',
     backbone=dict(
         _delete_=True, type='HybridBackbone', student={{_base_.model.backbone}},
         teacher=dict(config='mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',

@@ -1,0 +1,72 @@
+"""``hybrid_bottom_up``: the hybrid bottom-up in a detectron2 LazyConfig, in a few lines.
+
+detectron2's current baselines are LazyConfig ``.py`` files whose FPN reads its bottom-up from
+``model.backbone.bottom_up``. Converting one means wrapping that bottom-up::
+
+    from detectron2.config import LazyCall as L
+    from hybridkt_ext.for_detectron2.lazy import hybrid_bottom_up
+
+    model.backbone.bottom_up = L(hybrid_bottom_up)(
+        student=model.backbone.bottom_up,     # the config's own bottom-up, untouched
+        teacher=dict(config="COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml",
+                     weights="checkpoints/faster_rcnn_R_50_FPN_3x.pkl"),
+        out_features="${.student.out_features}")  # what the FPN's in_features point at
+
+The teacher keys are those of ``MODEL.HYBRIDKT.TEACHER`` in lower case (``config``,
+``framework``, ``arch``, ``weights``, ``weights_prefix``, ``weights_remap``, ``weights_strict``,
+``allow_random_init``, ``pixel_mean``, ``pixel_std``, ``input_format``), built by the same code.
+The student's pixel convention is the meta-architecture's (``model.pixel_mean`` ...), adopted
+when ``install_transfer_step`` wires the model.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from detectron2.config import get_cfg
+from detectron2.modeling import Backbone
+
+from .config import add_hybridkt_config
+from .hybrid_backbone import HybridBottomUp, build_hybrid_engine
+from .stage_split import split_bottom_up
+from .teacher import teacher_input_convention
+
+
+def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None,
+                     transfer: str = "hybrid", balance: Mapping[str, Any] | None = None,
+                     switch_points: Sequence[int] = (), checkpoint_teacher: bool = False,
+                     fitnet: Mapping[str, Any] | None = None, at: Mapping[str, Any] | None = None,
+                     out_features: Sequence[str] | None = None,
+                     trust_checkpoints: bool = False) -> HybridBottomUp:
+    """The student bottom-up with a frozen teacher, as the FPN's bottom-up.
+
+    Args:
+        student: the built bottom-up (LazyConfig instantiates the config's own first).
+        teacher: ``MODEL.HYBRIDKT.TEACHER`` keys in lower case; None only with transfer 'none'.
+        transfer: 'hybrid', 'none', 'fitnet' or 'at'.
+        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=...)``.
+        switch_points, checkpoint_teacher: as ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``...``.
+        fitnet, at: FitNetLoss / AttentionTransferLoss arguments.
+        out_features: the student stages the FPN reads (default: the student's own).
+        trust_checkpoints: unpickle any class in the teacher file (trusted files only).
+
+    Raises:
+        ValueError: an unknown teacher key, transfer mode or balance setting.
+    """
+    cfg = get_cfg()
+    add_hybridkt_config(cfg)
+    hk = cfg.MODEL.HYBRIDKT
+    if transfer != "none" and teacher is None:
+        raise ValueError(f"hybrid_bottom_up(transfer={transfer!r}) needs a `teacher`; use "
+                         "transfer='none' to train the student alone.")
+    for key, value in dict(teacher or {}).items():
+        if key.upper() not in hk.TEACHER:
+            raise ValueError(f"hybrid_bottom_up: unknown teacher key {key!r}; use "
+                             f"{sorted(k.lower() for k in hk.TEACHER)}.")
+        hk.TEACHER[key.upper()] = list(value) if isinstance(value, tuple) else value
+    hk.TRANSFER, hk.SWITCH_POINTS = transfer, list(switch_points)
+    hk.CHECKPOINT_TEACHER, hk.TRUST_CHECKPOINTS = checkpoint_teacher, trust_checkpoints
+    features = list(out_features or student.output_shape())
+    engine = build_hybrid_engine(cfg, split_bottom_up(student), features)
+    return HybridBottomUp(engine, features, transfer, balance=balance, fitnet=fitnet, at=at,
+                          teacher_input=teacher_input_convention(cfg) if transfer != "none"
+                          else None)
