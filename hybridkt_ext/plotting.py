@@ -10,8 +10,8 @@ def plot_alpha_and_path_losses(runs: Mapping[str, Sequence[Mapping[str, float]]]
     """Writes a PNG with alpha (top) and L1/L2/L3 (bottom) against the step, one line per run.
 
     Args:
-        runs: run name -> log rows holding ``step``, ``hkt_alpha``, ``hkt_L1``, ``hkt_L2``,
-            ``hkt_L3`` (rows without them are skipped).
+        runs: run name -> log rows holding ``step`` and some of ``hkt_alpha``, ``hkt_L1``,
+            ``hkt_L2``, ``hkt_L3`` (a baseline run has its ``hkt_L3`` only).
         path: the PNG to write.
     """
     import matplotlib
@@ -21,16 +21,17 @@ def plot_alpha_and_path_losses(runs: Mapping[str, Sequence[Mapping[str, float]]]
 
     fig, (ax_alpha, ax_loss) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     for name, rows in runs.items():
-        rows = [r for r in rows if "hkt_alpha" in r]
-        if not rows:
-            continue
-        steps = [r["step"] for r in rows]
-        ax_alpha.plot(steps, [r["hkt_alpha"] for r in rows], label=name)
+        with_alpha = [r for r in rows if "hkt_alpha" in r]
+        if with_alpha:  # a baseline run (no teacher, FitNet, AT) has its L3 only
+            ax_alpha.plot([r["step"] for r in with_alpha], [r["hkt_alpha"] for r in with_alpha],
+                          label=name)
         for key, label, style in (("hkt_L1", "L1 student-first", "-"),
                                   ("hkt_L2", "L2 teacher-first", "--"),
                                   ("hkt_L3", "L3 student", ":")):
-            if key in rows[0]:
-                ax_loss.plot(steps, [r[key] for r in rows], style, label=f"{name}: {label}")
+            points = [r for r in rows if key in r]
+            if points:
+                ax_loss.plot([r["step"] for r in points], [r[key] for r in points], style,
+                             label=f"{name}: {label}")
     ax_alpha.set_ylabel("alpha = 2 L3 / (L1 + L2)")
     ax_alpha.legend(fontsize="small")
     ax_loss.set_ylabel("path loss")

@@ -14,7 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# Known noise, not about the user's inputs: mmcv and mmengine 0.10.7 import pkg_resources
+# (setuptools is pinned below 81 for mmcv's build); the runs' own warnings go to their files.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_results(runs))
     print(f"\nwall time {time.perf_counter() - start:.0f} s; "
           + ", ".join(f"{kind}: {path}" for kind, path in outputs.items()))
+    print(f"framework logs and warnings of each run: {args.work_dir}/<run>/console.log and "
+          f"{args.work_dir}/<run>/<timestamp>/<timestamp>.log")
     return 0
 
 

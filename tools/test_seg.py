@@ -1,10 +1,9 @@
 #!/usr/bin/env python
 """Test (and evaluate) a segmentor checkpoint with mmseg's IoUMetric (mmseg's tools/test.py CLI).
 
-A hybrid config evaluates the student path only; an exported student checkpoint is tested
-with the student's plain config (see tools/export_seg_student.py --plain-config). A hybrid
-checkpoint holds no teacher (HybridKTHook rebuilds it from the config's teacher file); a
-different teacher file only logs a warning here, since evaluation never runs the teacher.
+With a hybrid config the student is evaluated alone, through its plain config: neither the
+teacher nor its file is needed. The checkpoint may be a hybrid training checkpoint (mapped to
+the student's keys) or an exported student (tools/export_seg_student.py).
 """
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 
 from hybridkt_ext.core import HybridKTError  # noqa: E402
 from hybridkt_ext.for_mmseg import trust_checkpoints_of_run  # noqa: E402  (registers all)
+from hybridkt_ext.for_mmseg.student_export import student_evaluation  # noqa: E402
 from hybridkt_ext.for_mmseg.cpu_distributed import prepare_cpu_distributed  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -54,9 +54,20 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.work_dir = args.work_dir
     elif cfg.get("work_dir", None) is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
     if args.trust_checkpoint:
         trust_checkpoints_of_run(cfg)
+    checkpoint = args.checkpoint
+    if (cfg.get("model") or {}).get("backbone", {}).get("type") == "HybridBackbone":
+        # Evaluation runs the student alone: its plain config, no teacher file needed.
+        try:
+            os.makedirs(cfg.work_dir, exist_ok=True)
+            cfg, checkpoint = student_evaluation(cfg, checkpoint, cfg.work_dir,
+                                                 trust=args.trust_checkpoint)
+        except KeyError as err:  # str() of a KeyError would quote the message
+            sys.exit(f"test_seg: {err.args[0]}")
+        except HybridKTError as err:
+            sys.exit(f"test_seg: {type(err).__name__}: {err}")
+    cfg.load_from = str(checkpoint)
     if args.show_dir:
         cfg.default_hooks.visualization.draw = True
         cfg.visualizer.save_dir = args.show_dir

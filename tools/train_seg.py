@@ -68,6 +68,11 @@ def build_config(args: argparse.Namespace) -> Config:
     elif cfg.get("work_dir", None) is None:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        import torch
+
+        if not torch.cuda.is_available():  # mmengine would assert it after building the model
+            raise ValueError("--amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs CUDA "
+                             "autocast only); drop --amp on this machine.")
         if cfg.optim_wrapper.type == "AmpOptimWrapper":
             print_log("AMP training is already enabled in your config.", logger="current",
                       level=logging.WARNING)
@@ -89,7 +94,10 @@ USER_ERRORS = (HybridKTError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = build_config(parse_args(argv))
+    try:
+        cfg = build_config(parse_args(argv))
+    except ValueError as err:  # an option that cannot work here, before anything is built
+        sys.exit(f"train_seg: {err}")
     try:
         prepare_cpu_distributed(cfg)
         runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)

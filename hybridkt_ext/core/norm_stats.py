@@ -2,9 +2,9 @@
 
 The hybrid paths feed student stages with teacher features (through adapters). If those
 batches updated BatchNorm running mean/var, evaluation -- which runs the student path on the
-running statistics -- would see statistics of a mixture it never runs on. DESIGN.md records a
-student whose accuracy fell from 0.96 to 0.34 for exactly this reason while its training
-trajectory was unchanged. Hybrid-path student stages therefore normalise with batch
+running statistics -- would see statistics of a mixture it never runs on. docs/design.md
+records a student whose accuracy fell from 0.96 to 0.34 for exactly this reason while its
+training trajectory was unchanged. Hybrid-path student stages therefore normalise with batch
 statistics but leave the running buffers untouched.
 """
 from __future__ import annotations

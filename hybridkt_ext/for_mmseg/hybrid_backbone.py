@@ -89,11 +89,15 @@ class HybridBackbone(BaseModule):
         staged, self.out_indices = mmseg_backbone_stages(plain)
         convention = InputConvention(**dict(student_input)) if student_input else None
         self._student_input_given = convention is not None
+        self.teacher_random_init = False
         if transfer == "none":
             self.engine = HybridForward(staged, out_indices=self.out_indices)
             self.transfer_step = TransferStep(self.engine, transfer, balancer)
             return
         teacher_staged, teacher_input = build_teacher(teacher)
+        # No checkpoint: a random teacher, allowed for smoke runs only; the hook logs it and
+        # every checkpoint's meta records it.
+        self.teacher_random_init = isinstance(teacher, dict) and teacher.get("checkpoint") is None
         self._teacher_convention = teacher_input
         staged, teacher_staged, out_indices = _pair_stages(staged, teacher_staged,
                                                            self.out_indices, stage_groups)

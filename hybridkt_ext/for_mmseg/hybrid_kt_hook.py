@@ -26,8 +26,10 @@ while the model is built (``TeacherCheckpointError`` from the teacher builder).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
@@ -38,6 +40,7 @@ from hybridkt_ext.core import (HybridTrainingError, TeacherMismatchError, Teache
                                teacher_fingerprint)
 from hybridkt_ext.core.teacher_fingerprint import tensor_digests
 
+from ..plotting import plot_alpha_and_path_losses
 from .hybrid_backbone import HybridBackbone
 from .transfer_wiring import install_transfer_step
 
@@ -49,6 +52,7 @@ SEGMENTORS_WITHOUT_A_BACKBONE = {
     "DepthEstimator": "it estimates depth with VPD's diffusion UNet, which is not one chain of "
                       "stages",
 }
+PLOT_NAME = "alpha_and_path_losses.png"  # written into the work dir after training
 META_KEY = "hybridkt"  # checkpoint['meta'][META_KEY]: which teacher the checkpoint was trained with
 
 
@@ -89,6 +93,7 @@ class HybridKTHook(Hook):
         self.require_hybrid = require_hybrid
         self.verify_teacher_unchanged = verify_teacher_unchanged
         self._before: dict[str, str] = {}
+        self._rows: list[dict[str, float]] = []
 
     @staticmethod
     def find_backbone(model: nn.Module) -> HybridBackbone | None:
@@ -127,8 +132,34 @@ class HybridKTHook(Hook):
             f"{type(backbone.teacher.model).__name__} frozen, stages "
             + ", ".join(f"{s.name}(C={s.channels},/{s.reduction})"
                         for s in backbone.teacher.stage_specs))
+        plan = backbone.engine.plan
+        if plan is not None:  # the names the logged scalars stand for
+            runner.logger.info(
+                f"HybridKTHook: hkt_L1 = student-first path ({' '.join(plan.student_first)}), "
+                f"hkt_L2 = teacher-first path ({' '.join(plan.teacher_first)}), hkt_L3 = "
+                "student path (its head losses: hkt_L3.<head>.<loss>); the optimised loss_hkt "
+                "= hkt_alpha * (hkt_L1 + hkt_L2) + hkt_L3.")
+        if backbone.teacher_random_init:
+            runner.logger.warning(
+                "HybridKTHook: the teacher is randomly initialised (teacher.allow_random_init="
+                "True, no checkpoint): it transfers no knowledge. Fine for a smoke run only; "
+                "set model.backbone.teacher.checkpoint to a trained teacher.")
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        hub = runner.message_hub
+        row = {}
+        for key in ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3"):
+            scalar = hub.log_scalars.get(f"train/{key}")
+            if scalar is not None:
+                row[key] = float(scalar.current())
+        if row:
+            self._rows.append({"step": runner.iter + 1, **row})
 
     def after_train(self, runner) -> None:
+        if self._rows and any("hkt_alpha" in r for r in self._rows) and is_main_process():
+            path = plot_alpha_and_path_losses({"hybrid forward": self._rows},
+                                              Path(runner.work_dir) / PLOT_NAME)
+            runner.logger.info(f"HybridKTHook: alpha and the path losses plotted to {path}")
         backbone = self.find_backbone(runner.model)
         if backbone is None or backbone.teacher is None or not self._before:
             return
@@ -160,6 +191,7 @@ class HybridKTHook(Hook):
         checkpoint.setdefault("meta", {})[META_KEY] = dict(
             teacher_sha256=teacher_fingerprint(teacher_state),
             teacher_checkpoint=_teacher_source(runner),
+            teacher_random_init=self.find_backbone(runner.model).teacher_random_init,
             teacher_tensors=len(teacher_state),
             teacher_in_checkpoint=False)
 

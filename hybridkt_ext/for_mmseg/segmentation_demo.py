@@ -14,11 +14,16 @@ Both students share the config, data, seed and schedule; they differ only in
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from mmengine.hooks import Hook
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmseg"
 TEACHER_CONFIG = CONFIG_DIR / "deeplabv3_r18w16-d8_1xb4-400_synthetic-gta5-64x128.py"
@@ -62,7 +67,7 @@ def _load_config(config: Path, work_dir: Path, iters: int, seed: int, options: d
     cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, iters)
     cfg.param_scheduler[0]["end"] = iters  # the poly schedule spans the whole run
     cfg.randomness = dict(seed=seed)
-    cfg.log_level = "WARNING"  # the demo prints its own summary; logs still go to work_dir
+    cfg.log_level = "INFO"  # all of it goes to work_dir: <timestamp>/*.log and console.log
     # Visualizers are named singletons: one name per run (the whole path: seed0/hybrid and
     # seed1/hybrid differ), or every run of this process would write into the first run's
     # vis_data/scalars.json.
@@ -70,12 +75,54 @@ def _load_config(config: Path, work_dir: Path, iters: int, seed: int, options: d
     return cfg
 
 
-def _runner(cfg):
+class _ProgressHook(Hook):
+    """Draws one progress line (iterations, ETA) for a training run on the real terminal."""
+
+    priority = "LOWEST"
+
+    def __init__(self, label: str, stream) -> None:
+        self.label, self.stream, self.start = label, stream, time.perf_counter()
+
+    def before_train(self, runner) -> None:
+        self.start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        done, total = runner.iter + 1, runner.max_iters
+        eta = (time.perf_counter() - self.start) / done * (total - done)
+        bar = "#" * (24 * done // total)
+        self.stream.write(f"\r      {self.label:<16} [{bar:<24}] {done}/{total}  ETA "
+                          f"{int(eta) // 60}:{int(eta) % 60:02d}")
+        self.stream.flush()
+
+    def after_train(self, runner) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def _console_to(log_file: Path):
+    """Everything the framework prints (its logger, warnings, prints) goes to ``log_file``.
+
+    The real terminal keeps only the demo's own lines and progress; ``log_file`` is per run,
+    next to mmengine's own log.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("default")  # shown (in the file) once per place
+        yield
+
+
+def _run(cfg, label: str | None, action: str):
+    """Builds the Runner and runs ``action`` ('train' or 'test') with the console in a file."""
     from mmengine.runner import Runner
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mmengine's deprecation chatter, not the user's problem
-        return Runner.from_cfg(cfg)
+    terminal = sys.__stderr__
+    with _console_to(Path(cfg.work_dir) / "console.log"):
+        runner = Runner.from_cfg(cfg)
+        if label is not None:
+            runner.register_hook(_ProgressHook(label, terminal))
+        return getattr(runner, action)()
 
 
 def data_root_options(data_root: Path, loaders: tuple[str, ...], subdir: str) -> dict:
@@ -84,14 +131,14 @@ def data_root_options(data_root: Path, loaders: tuple[str, ...], subdir: str) ->
 
 
 def train_segmentor(config: Path, work_dir: Path, iters: int, seed: int,
-                    options: dict) -> Path:
+                    options: dict, label: str | None = None) -> Path:
     """Trains ``config`` with the real Runner for ``iters`` iterations; returns the checkpoint.
 
     ``options`` are cfg-options (e.g. data roots, the teacher checkpoint); the schedule, seed,
     logging and checkpoint intervals are set from ``iters`` and ``seed``.
     """
     cfg = _load_config(config, work_dir, iters, seed, options)
-    _runner(cfg).train()
+    _run(cfg, label, "train")
     checkpoint = work_dir / f"iter_{iters}.pth"
     if not checkpoint.exists():
         raise RuntimeError(f"training {config.name} wrote no {checkpoint.name} in {work_dir}")
@@ -105,7 +152,7 @@ def evaluate_miou(config: Path, checkpoint: Path, work_dir: Path, seed: int, opt
     cfg.load_from = str(checkpoint)
     if test_dataloader is not None:
         cfg.test_dataloader = test_dataloader
-    return float(_runner(cfg).test()["mIoU"])
+    return float(_run(cfg, None, "test")["mIoU"])
 
 
 def read_path_losses(work_dir: Path) -> list[dict]:
@@ -145,7 +192,7 @@ def run_segmentation_demo(work_dir: str | Path, data_root: str | Path = "data",
     progress(f"[1/3] teacher on the GTA5-style domain, {teacher_iters} iterations "
              f"-> {work_dir / 'teacher'}")
     teacher_ckpt = train_segmentor(TEACHER_CONFIG, work_dir / "teacher", teacher_iters, seed,
-                                   teacher_data)
+                                   teacher_data, label="teacher")
     teacher_domain_loader = Config.fromfile(str(TEACHER_CONFIG)).test_dataloader
     teacher_domain_loader.dataset.data_root = teacher_data["test_dataloader.dataset.data_root"]
     student_domain_loader = Config.fromfile(str(STUDENT_CONFIGS["no teacher"])).test_dataloader
@@ -166,7 +213,7 @@ def run_segmentation_demo(work_dir: str | Path, data_root: str | Path = "data",
         if name == "hybrid forward":
             options.update({"model.backbone.teacher.checkpoint": str(teacher_ckpt),
                             "model.backbone.teacher.allow_random_init": False})
-        ckpt = train_segmentor(config, work_dir / slug, iters, seed, options)
+        ckpt = train_segmentor(config, work_dir / slug, iters, seed, options, label=name)
         runs.append(DemoRun(
             name, str(ckpt),
             evaluate_miou(config, ckpt, work_dir / f"{slug}_eval", seed, options),

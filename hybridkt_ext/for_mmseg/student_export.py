@@ -48,7 +48,8 @@ def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> di
         trust: unpickle any class the file names (only for files you trust).
 
     Returns:
-        ``{"meta": {"exported_from", "iter"}, "state_dict": plain student state dict}``.
+        ``{"meta": {"exported_from", "iter", "dataset_meta"}, "state_dict": plain student state
+        dict}`` (``dataset_meta``, the class names and palette, when the source has it).
 
     Raises:
         CheckpointFileError: the checkpoint is missing, empty, corrupt or not a checkpoint.
@@ -64,9 +65,10 @@ def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> di
     except KeyError as err:
         raise KeyError(f"{checkpoint} is not a HybridBackbone checkpoint: {err.args[0]}") \
             from None
-    source_meta = saved.get("meta")
-    meta = {"exported_from": os.fspath(checkpoint),
-            "iter": source_meta.get("iter") if isinstance(source_meta, dict) else None}
+    source_meta = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
+    meta = {"exported_from": os.fspath(checkpoint), "iter": source_meta.get("iter")}
+    if source_meta.get("dataset_meta") is not None:  # class names and palette for mmseg
+        meta["dataset_meta"] = source_meta["dataset_meta"]
     return {"meta": meta, "state_dict": plain}
 
 
@@ -130,3 +132,28 @@ def plain_student_config(cfg: Config) -> Config:
     data["custom_hooks"] = hooks
     data = _plain_datasets(data)
     return Config(data)
+
+
+def student_evaluation(cfg: Config, checkpoint: str | os.PathLike, work_dir: str | os.PathLike,
+                       trust: bool = False) -> tuple[Config, Path]:
+    """The plain student config and checkpoint that evaluate a hybrid config's student.
+
+    Evaluation runs the student alone, so it should need neither the teacher nor its file. A
+    training checkpoint of the hybrid config is mapped to the plain student's keys (written
+    to ``work_dir``); a checkpoint already exported (plain keys) is used as it is.
+
+    Raises:
+        CheckpointFileError: the checkpoint cannot be read.
+        KeyError: it holds neither a hybrid nor a plain student of this config.
+    """
+    saved = load_checkpoint_file(checkpoint, trust=trust)
+    state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
+    plain_cfg = plain_student_config(cfg)
+    if any(k.startswith(HYBRID_STUDENT_PREFIX) for k in state):
+        out = Path(work_dir) / "student_for_evaluation.pth"
+        save_atomically(student_checkpoint(checkpoint, trust=trust), out, overwrite=True)
+        return plain_cfg, out
+    if any(k.startswith("backbone.") for k in state):  # an exported student
+        return plain_cfg, Path(checkpoint)
+    raise KeyError(f"{checkpoint} holds no student of this config: neither hybrid keys "
+                   f"({HYBRID_STUDENT_PREFIX}*) nor plain ones (backbone.*).")

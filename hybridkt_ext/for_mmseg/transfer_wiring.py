@@ -4,8 +4,9 @@ The segmentor's own ``loss`` (``EncoderDecoder``, ``CascadeEncoderDecoder`` for 
 PointRend, or a subclass of the user's) runs once per path; the backbone yields that path's
 features (``core.TransferStep``). Each path's loss dict is reduced by the segmentor's own
 ``parse_losses`` (mmengine sums the keys containing "loss"), and the balanced total is returned
-under the only key containing "loss", so mmengine optimises exactly it. alpha, L1..L3 and the
-student path's accuracies are returned under keys without "loss": logged, never summed.
+under the only key containing "loss", so mmengine optimises exactly it. alpha, L1..L3, the
+student path's own head losses (``hkt_L3.decode.ce``...) and accuracies are returned under keys
+without "loss": logged, never summed.
 
 Norm layers outside the student backbone (neck, decode and auxiliary heads) keep running
 statistics from the student path only: on the hybrid paths they normalise with batch
@@ -39,10 +40,20 @@ def _transfer_loss(self: nn.Module, inputs, data_samples) -> dict:
         lambda losses: self.parse_losses(losses)[0],
         guard=self._hybridkt_guard, step=MessageHub.get_current_instance().get_info("iter"))
     out = {TOTAL_KEY: result.total, **result.log_values}
-    # The heads' own metrics (acc_seg...) of the student path: logged, not summed.
-    out.update({k: v.detach() if hasattr(v, "detach") else v
-                for k, v in result.student_losses.items() if "loss" not in k})
+    for key, value in result.student_losses.items():
+        if "loss" in key:
+            # The student path's own head losses, comparable with a baseline run's
+            # ``decode.loss_ce``, under a key mmengine logs but does not sum.
+            value = sum(v.mean() for v in value) if isinstance(value, list) else value.mean()
+            out[student_loss_key(key)] = value.detach()
+        else:  # the heads' own metrics (acc_seg...) of the student path
+            out[key] = value.detach() if hasattr(value, "detach") else value
     return out
+
+
+def student_loss_key(key: str) -> str:
+    """``decode.loss_ce`` -> ``hkt_L3.decode.ce``: no "loss" in it, so mmengine never sums it."""
+    return "hkt_L3." + key.replace("loss_", "").replace("loss", "")
 
 
 def install_transfer_step(segmentor: nn.Module) -> bool:

@@ -90,3 +90,66 @@ def test_train_seg_reports_a_missing_teacher_in_one_line(tmp_path, data_dirs):
     assert last.startswith("train_seg: TeacherCheckpointError:") and "gone.pth" in last
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.pth"))
+
+
+def _miou(stdout: str) -> float:
+    metrics = dict(re.findall(r"'(\w+)': (?:np\.float\d+\()?([-\d.]+)",
+                              stdout.strip().splitlines()[-1]))
+    return float(metrics["mIoU"])
+
+
+def test_test_seg_evaluates_the_student_alone_without_the_teacher_file(tmp_path, data_dirs,
+                                                                       teacher_checkpoint):
+    import shutil
+
+    teacher = tmp_path / "teacher.pth"
+    shutil.copy(teacher_checkpoint, teacher)
+    run_config(HYBRID_CONFIG, tmp_path / "run", data_dirs["cityscapes"],
+               extra=teacher_options(teacher))
+    teacher.unlink()  # evaluation runs the student alone
+    options = [f"{k}={v}" for k, v in data_options(data_dirs["cityscapes"]).items()]
+    options += [f"{k}={v}" for k, v in teacher_options(teacher).items()]
+    hybrid = _run([str(REPO / "tools" / "test_seg.py"), str(HYBRID_CONFIG),
+                   str(tmp_path / "run" / "iter_2.pth"), "--work-dir", str(tmp_path / "t1"),
+                   "--cfg-options", *options])
+    assert hybrid.returncode == 0, hybrid.stderr[-3000:]
+    exported = tmp_path / "student.pth"
+    done = _run([str(REPO / "tools" / "export_seg_student.py"), str(HYBRID_CONFIG),
+                 str(tmp_path / "run" / "iter_2.pth"), str(exported)])
+    assert done.returncode == 0, done.stderr[-2000:]
+    meta = torch.load(exported, map_location="cpu")["meta"]
+    assert meta["dataset_meta"]["classes"][0] == "road"  # class names and palette kept
+    student = _run([str(REPO / "tools" / "test_seg.py"), str(HYBRID_CONFIG), str(exported),
+                    "--work-dir", str(tmp_path / "t2"), "--cfg-options", *options])
+    assert student.returncode == 0, student.stderr[-3000:]
+    assert _miou(student.stdout) == _miou(hybrid.stdout)
+
+
+def test_train_seg_amp_without_a_gpu_fails_before_building(tmp_path):
+    if torch.cuda.is_available():
+        import pytest
+
+        pytest.skip("checks the CPU refusal")
+    done = _run([str(REPO / "tools" / "train_seg.py"), str(HYBRID_CONFIG), "--amp",
+                 "--work-dir", str(tmp_path)])
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "train_seg: --amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs CUDA autocast "
+        "only); drop --amp on this machine.")
+    assert not list(tmp_path.iterdir())  # nothing was built or written
+
+
+def test_plot_alpha_overlays_a_hybrid_and_a_baseline_run(tmp_path, data_dirs, teacher_checkpoint):
+    from .conftest import CONFIGS
+
+    baseline = CONFIGS / "deeplabv3_r18w8-d8_no-teacher_1xb4-400_synthetic-cityscapes-64x128.py"
+    run_config(HYBRID_CONFIG, tmp_path / "hybrid", data_dirs["cityscapes"],
+               extra=teacher_options(teacher_checkpoint))
+    run_config(baseline, tmp_path / "baseline", data_dirs["cityscapes"])
+    assert (tmp_path / "hybrid" / "alpha_and_path_losses.png").exists()  # by HybridKTHook
+    done = _run([str(REPO / "tools" / "plot_alpha.py"), str(tmp_path / "hybrid"),
+                 str(tmp_path / "baseline"), "--out", str(tmp_path / "both.png")])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "both.png").stat().st_size > 0
+    missing = _run([str(REPO / "tools" / "plot_alpha.py"), str(tmp_path / "nothing")])
+    assert missing.returncode == 1 and "no */vis_data/scalars.json" in missing.stderr

@@ -20,6 +20,10 @@ def test_synthetic_config_trains_and_logs(config, tmp_path, data_dirs, teacher_c
     assert rows and all("hkt_L3" in r for r in rows)
     assert all(("hkt_alpha" in r) == ("hybrid" in config.name) for r in rows)
     assert "decode.acc_seg" in rows[-1] and "aux.acc_seg" in rows[-1]
+    if teacher is not None:  # the student path's own head losses, logged and not summed
+        assert {"hkt_L3.decode.ce", "hkt_L3.aux.ce"} <= set(rows[-1])
+    assert list(tmp_path.glob("*/vis_data/events.out.tfevents.*"))  # TensorBoard is on
+    assert ((tmp_path / "alpha_and_path_losses.png").exists()) == ("hybrid" in config.name)
     if "hybrid" in config.name:
         assert all(k in rows[-1] for k in ("hkt_L1", "hkt_L2"))
         # only the balanced total is summed into the optimised loss

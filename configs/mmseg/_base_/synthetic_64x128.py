@@ -49,4 +49,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=4, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+# TensorBoard beside mmengine's scalars.json: alpha, L1..L3 and the student's head losses.
+visualizer = dict(type='SegLocalVisualizer', name='visualizer',
+                  vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 randomness = dict(seed=0)
