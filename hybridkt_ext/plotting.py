@@ -4,15 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .core.atomic_files import replace_atomically
+
 
 def plot_alpha_and_path_losses(runs: Mapping[str, Sequence[Mapping[str, float]]],
-                               path: str | Path, title: str = "") -> Path:
+                               path: str | Path, title: str = "", overwrite: bool = True) -> Path:
     """Writes a PNG with alpha (top) and L1/L2/L3 (bottom) against the step, one line per run.
 
     Args:
         runs: run name -> log rows holding ``step`` and some of ``hkt_alpha``, ``hkt_L1``,
             ``hkt_L2``, ``hkt_L3`` (a baseline run has its ``hkt_L3`` only).
-        path: the PNG to write.
+        path: the PNG to write (atomically: an interrupted write leaves the previous one).
+        overwrite: replace an existing ``path``; False raises FileExistsError instead.
     """
     import matplotlib
 
@@ -41,8 +44,8 @@ def plot_alpha_and_path_losses(runs: Mapping[str, Sequence[Mapping[str, float]]]
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    try:
+        return replace_atomically(path, lambda f: fig.savefig(f, dpi=100, format="png"),
+                                  overwrite)
+    finally:
+        plt.close(fig)

@@ -29,6 +29,7 @@ import contextlib
 import importlib.util
 import json
 import multiprocessing as mp
+import os
 import resource
 import statistics
 import sys
@@ -45,9 +46,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hybridkt_ext.cli_arguments import non_negative_int, positive_int, torch_device  # noqa
 from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridForward,  # noqa: E402
                                LossBalancer, align_stages, export_student_state_dict,
-                               split_backbone)
+                               split_backbone, write_text_atomically)
 from hybridkt_ext.core.activation_memory import SavedActivationMeter  # noqa: E402
 from hybridkt_ext.core.naive_paths import naive_hybrid_forward, native_stage_sizes  # noqa: E402
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model  # noqa
@@ -486,22 +488,32 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small", action="store_true", help="small batch and inputs (CPU)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=torch_device, default="cpu")
     p.add_argument("--amp", choices=["bf16"], default=None)
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=non_negative_int, default=1,
                    help="torch CPU threads, 0 for torch's default. 1 keeps CPU ratios steady: "
                         "on a busy machine every OpenMP barrier waits for a preempted thread")
     p.add_argument("--settings", default=",".join(SETTINGS),
                    help=f"comma-separated subset of {list(SETTINGS)}")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=non_negative_int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = p.parse_args(argv)
     names = [n for n in args.settings.split(",") if n]
     unknown = [n for n in names if n not in SETTINGS]
     if unknown:
         p.error(f"unknown settings {unknown}; choose from {list(SETTINGS)}")
+    if not names:
+        p.error("--settings is empty; name at least one")
+    if args.json is not None:  # checked now, not after minutes of measuring
+        if args.json.is_dir():
+            p.error(f"--json {args.json} is a folder; give a file, e.g. {args.json / 'perf.json'}")
+        if args.json.exists() and not args.overwrite:
+            p.error(f"--json {args.json} exists; pass --overwrite to replace it")
+        if not os.access(args.json.parent if str(args.json.parent) else ".", os.W_OK):
+            p.error(f"--json {args.json}: its folder does not exist or is not writable")
     if args.threads:
         torch.set_num_threads(args.threads)  # spawned memory probes do the same
     results = []
@@ -513,9 +525,9 @@ def main(argv=None) -> int:
         print_table(result, args)
         results.append(result)
     if args.json:
-        args.json.write_text(json.dumps({"device": args.device, "torch": torch.__version__,
-                                         "threads": torch.get_num_threads(),
-                                         "results": results}, indent=1))
+        write_text_atomically(args.json, json.dumps(
+            {"device": args.device, "torch": torch.__version__,
+             "threads": torch.get_num_threads(), "results": results}, indent=1), overwrite=True)
     return 0
 
 

@@ -7,7 +7,10 @@ each on both domains. Writes results.json, results.md and alpha_and_path_losses.
 and L1/L2/L3 over iterations, the paper's Fig. 6/7) into the work dir.
 
   python tools/demo_seg.py                     # a few minutes on 2 CPU cores
-  python tools/demo_seg.py --iters 800 --seed 1
+  python tools/demo_seg.py --iters 800 --seed 1 --work-dir work_dirs/demo_seg_800
+
+A work dir that holds a previous demo is refused unless --overwrite (`make demo` passes it:
+that folder is the demo's own).
 """
 from __future__ import annotations
 
@@ -24,8 +27,10 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
 import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co.)
+from hybridkt_ext.cli_arguments import positive_int  # noqa: E402
 from hybridkt_ext.for_mmseg.segmentation_demo import (  # noqa: E402
-    format_results, run_segmentation_demo, write_results)
+    check_demo_work_dir, format_results, run_segmentation_demo, write_results)
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,15 +39,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="checkpoints, logs, results.json/.md and the plot")
     parser.add_argument("--data-root", default="data",
                         help="where the synthetic datasets are generated on first use")
-    parser.add_argument("--iters", type=int, default=400, help="iterations of each student")
-    parser.add_argument("--teacher-iters", type=int, default=400,
+    parser.add_argument("--iters", type=positive_int, default=400,
+                        help="iterations of each student")
+    parser.add_argument("--teacher-iters", type=positive_int, default=400,
                         help="iterations of the teacher")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a previous demo in --work-dir")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_tool("demo_seg", lambda: demo(args), args.debug)
+
+
+def demo(args: argparse.Namespace) -> int:
+    check_demo_work_dir(args.work_dir, args.overwrite)
     start = time.perf_counter()
     runs = run_segmentation_demo(args.work_dir, args.data_root, iters=args.iters,
                                  teacher_iters=args.teacher_iters, seed=args.seed,

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain
 from mmengine.config import Config  # noqa: E402
 
 from hybridkt_ext.core import save_atomically  # noqa: E402
-from hybridkt_ext.core.checkpoint import CheckpointFileError  # noqa: E402
 from hybridkt_ext.for_mmseg import plain_student_config  # noqa: E402
 from hybridkt_ext.for_mmseg.student_export import (  # noqa: E402
     check_export_target, student_checkpoint)
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="unpickle any class in the checkpoint: only for files you trust, "
                              "a pickle can run code")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -62,10 +63,12 @@ def dump_config_to_temp(cfg: Config, path: str) -> Path:
 def export(args: argparse.Namespace) -> None:
     """Both outputs or neither: every input is read and checked before the first write, and
     the config is renamed into place only after the checkpoint was written."""
-    check_export_target(args.checkpoint, args.out, args.overwrite)
+    others = (args.config,) + ((args.plain_config,) if args.plain_config else ())
+    check_export_target(args.checkpoint, args.out, args.overwrite, inputs=others)
     plain_cfg = None
     if args.plain_config:
-        check_export_target(args.checkpoint, args.plain_config, args.overwrite)
+        check_export_target(args.checkpoint, args.plain_config, args.overwrite,
+                            inputs=(args.config, args.out))
         plain_cfg = plain_student_config(Config.fromfile(args.config))
     student = student_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
     tmp_cfg = None if plain_cfg is None else dump_config_to_temp(plain_cfg, args.plain_config)
@@ -81,12 +84,7 @@ def export(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        export(args)
-    except KeyError as err:  # str() of a KeyError would quote the whole message
-        sys.exit(f"export_seg_student: {err.args[0]}")
-    except (FileExistsError, CheckpointFileError, ValueError, OSError) as err:
-        sys.exit(f"export_seg_student: {err}")
+    run_tool("export_seg_student", lambda: export(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
 from hybridkt_ext.plotting import plot_alpha_and_path_losses  # noqa: E402
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
 
 KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
 
@@ -48,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work_dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("alpha_and_path_losses.png"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def plot() -> int:
+        if args.out.exists() and not args.overwrite:
+            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it.")
         runs = {str(d): read_rows(d) for d in args.work_dirs}
-    except FileNotFoundError as err:
-        sys.exit(f"plot_alpha: {err}")
-    print(plot_alpha_and_path_losses(runs, args.out))
-    return 0
+        print(plot_alpha_and_path_losses(runs, args.out, overwrite=args.overwrite))
+        return 0
+
+    return run_tool("plot_alpha", plot, args.debug)
 
 
 if __name__ == "__main__":

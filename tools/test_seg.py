@@ -15,10 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-from hybridkt_ext.core import HybridKTError  # noqa: E402
 from hybridkt_ext.for_mmseg import trust_checkpoints_of_run  # noqa: E402  (registers all)
+from hybridkt_ext.for_mmseg.checkpoint_coverage import check_checkpoint_covers  # noqa: E402
 from hybridkt_ext.for_mmseg.student_export import student_evaluation  # noqa: E402
 from hybridkt_ext.for_mmseg.cpu_distributed import prepare_cpu_distributed  # noqa: E402
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -38,14 +39,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="unpickle any class in the checkpoints read: only for files you "
                              "trust, a pickle can run code")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     return args
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+def evaluate(args: argparse.Namespace) -> dict:
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -59,14 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint = args.checkpoint
     if (cfg.get("model") or {}).get("backbone", {}).get("type") == "HybridBackbone":
         # Evaluation runs the student alone: its plain config, no teacher file needed.
-        try:
-            os.makedirs(cfg.work_dir, exist_ok=True)
-            cfg, checkpoint = student_evaluation(cfg, checkpoint, cfg.work_dir,
-                                                 trust=args.trust_checkpoint)
-        except KeyError as err:  # str() of a KeyError would quote the message
-            sys.exit(f"test_seg: {err.args[0]}")
-        except HybridKTError as err:
-            sys.exit(f"test_seg: {type(err).__name__}: {err}")
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        cfg, checkpoint = student_evaluation(cfg, checkpoint, cfg.work_dir,
+                                             trust=args.trust_checkpoint)
     cfg.load_from = str(checkpoint)
     if args.show_dir:
         cfg.default_hooks.visualization.draw = True
@@ -75,12 +71,16 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.test_evaluator["output_dir"] = args.out
         cfg.test_evaluator["keep_results"] = True
     prepare_cpu_distributed(cfg)
-    try:
-        metrics = Runner.from_cfg(cfg).test()
-    except HybridKTError as err:  # the message names the problem and the fix
-        sys.exit(f"test_seg: {type(err).__name__}: {err}")
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_covers(runner.model, checkpoint, trust=args.trust_checkpoint)
+    metrics = runner.test()
     print(metrics)
     return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    return run_tool("test_seg", lambda: evaluate(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 
 from hybridkt_ext.for_detectron2 import lazy_training
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 from hybridkt_ext.for_detectron2 import (
     HybridKTTrainer as Trainer,
     SafeDetectionCheckpointer,
@@ -59,6 +60,8 @@ if __name__ == "__main__":
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="unpickle any class in the checkpoints read (teacher, MODEL.WEIGHTS, "
                              "resume): only for files you trust, a pickle can run code")
+    add_debug_flag(parser)
     args = parser.parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    run_tool("train_net", lambda: launch(main, args.num_gpus, num_machines=args.num_machines,
+                                         machine_rank=args.machine_rank,
+                                         dist_url=args.dist_url, args=(args,)), args.debug)

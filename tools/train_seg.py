@@ -25,9 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-from hybridkt_ext.core import HybridKTError  # noqa: E402
 from hybridkt_ext.for_mmseg import (  # noqa: E402  (registers HybridBackbone & co.)
     prepare_cpu_distributed, trust_checkpoints_of_run)
+from hybridkt_ext.for_mmseg.work_dir_guard import claim_work_dir  # noqa: E402
+from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
@@ -39,7 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("config", help="train config file path")
     parser.add_argument("--work-dir", help="the dir to save logs and models")
     parser.add_argument("--resume", action="store_true", default=False,
-                        help="resume from the latest checkpoint in the work_dir automatically")
+                        help="resume from the latest intact checkpoint in the work_dir")
+    parser.add_argument("--overwrite", action="store_true", default=False,
+                        help="start a new run in a work_dir that holds a previous run's "
+                             "checkpoints (they are replaced)")
     parser.add_argument("--amp", action="store_true", default=False,
                         help="enable automatic-mixed-precision training")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction,
@@ -51,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "resume): only for files you trust, a pickle can run code")
     # torch.distributed launchers pass --local-rank (>= 2.0) or --local_rank.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
@@ -85,25 +90,47 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.resume = args.resume
     if args.trust_checkpoint:
         trust_checkpoints_of_run(cfg)
+    check_schedule(cfg)
     return cfg
 
 
-# Problems with the user's files or data, whose messages already name the cause and the fix:
-# one line on stderr instead of a traceback through mmengine.
-USER_ERRORS = (HybridKTError, FileNotFoundError)
+def check_schedule(cfg: Config) -> None:
+    """Refuses a schedule or batch size that would train nothing, before anything is built."""
+    loop = cfg.get("train_cfg") or {}
+    for key in ("max_iters", "max_epochs"):
+        if key in loop and not (isinstance(loop[key], int) and loop[key] >= 1):
+            raise ValueError(f"train_cfg.{key}={loop[key]!r} trains nothing; give a positive "
+                             "integer.")
+    batch = (cfg.get("train_dataloader") or {}).get("batch_size")
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"train_dataloader.batch_size={batch!r}; give a positive integer.")
+
+
+def train(args: argparse.Namespace) -> None:
+    cfg = build_config(args)
+    main_process = os.environ.get("RANK", "0") == "0"
+    with claim_work_dir(cfg.work_dir, args.resume, args.overwrite, main_process) as claim:
+        for path in claim.skipped:
+            print(f"train_seg: --resume skips {path}: the file is damaged (an interrupted "
+                  f"save?); resuming from {claim.resume_from.name}.", file=sys.stderr)
+        if claim.resume_from is not None:
+            cfg.load_from = str(claim.resume_from)  # mmengine resumes from load_from
+        prepare_cpu_distributed(cfg)
+        runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
+        try:
+            runner.train()
+        except ValueError as err:
+            if "Expected more than 1 value per channel" not in str(err):
+                raise
+            raise ValueError(
+                f"{err}: a BatchNorm layer after global pooling (DeepLab's ASPP image pool, "
+                "PSP's 1x1 bin) saw one sample. Train with train_dataloader.batch_size >= 2 "
+                "per process, or SyncBN across several processes.") from err
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cfg = build_config(parse_args(argv))
-    except ValueError as err:  # an option that cannot work here, before anything is built
-        sys.exit(f"train_seg: {err}")
-    try:
-        prepare_cpu_distributed(cfg)
-        runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-        runner.train()
-    except USER_ERRORS as err:
-        sys.exit(f"train_seg: {type(err).__name__}: {err}")
+    args = parse_args(argv)
+    run_tool("train_seg", lambda: train(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from .checkpoint import (TeacherCheckpointError, load_checkpoint_file, load_teac
 from .checkpoint_file import (CheckpointFileError, CheckpointNotFoundError,
                               UntrustedCheckpointError, allow_framework_checkpoints,
                               read_checkpoint_file)
-from .errors import (HybridKTError, HybridTrainingError, TeacherMismatchError,
-                     UnsupportedBackboneError)
-from .export import export_student_state_dict, save_atomically
+from .errors import (CheckpointMismatchError, HybridKTError, HybridTrainingError,
+                     TeacherMismatchError, UnsupportedBackboneError)
+from .atomic_files import replace_atomically, save_atomically, write_text_atomically
+from .export import export_student_state_dict
 from .feature_transfer import AttentionTransferLoss, FitNetLoss, kd_loss
 from .freezing import TeacherNotFrozenError, assert_teacher_frozen, freeze_teacher
 from .hybrid_forward import HybridFeatures, HybridForward
@@ -28,14 +29,15 @@ from .transfer_step import TRANSFER_MODES, StepResult, TransferStep
 __all__ = [
     "align_stages", "aligned_stage_groups", "allow_framework_checkpoints", "assert_teacher_frozen",
     "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "check_stage_contract",
-    "CheckpointFileError", "CheckpointNotFoundError", "cut_into_stages",
+    "CheckpointFileError", "CheckpointMismatchError", "CheckpointNotFoundError", "cut_into_stages",
     "export_student_state_dict", "feature_map", "FeatureAdapter", "FitNetLoss", "freeze_teacher",
-    "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention", "kd_loss",
-    "load_checkpoint_file", "load_teacher_weights", "LossBalancer", "make_path_plan",
+    "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention",
+    "kd_loss", "load_checkpoint_file", "load_teacher_weights", "LossBalancer", "make_path_plan",
     "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",
-    "read_checkpoint_file", "save_atomically", "split_backbone", "split_sequential",
-    "StagedBackbone", "StageMismatchError", "StageSpec", "SubmoduleChain", "teacher_fingerprint",
-    "TeacherCheckpointError", "TeacherInputTransform", "TeacherMismatchError",
-    "TeacherNotFrozenError", "TRANSFER_MODES", "StepResult", "TransferStep", "UnsupportedBackboneError", "UntrustedCheckpointError",
-    "used_state_keys",
+    "read_checkpoint_file", "replace_atomically", "save_atomically", "split_backbone",
+    "split_sequential", "StagedBackbone", "StageMismatchError", "StageSpec", "StepResult",
+    "SubmoduleChain", "teacher_fingerprint", "TeacherCheckpointError", "TeacherInputTransform",
+    "TeacherMismatchError", "TeacherNotFrozenError", "TRANSFER_MODES", "TransferStep",
+    "UnsupportedBackboneError", "UntrustedCheckpointError", "used_state_keys",
+    "write_text_atomically",
 ]

@@ -22,3 +22,7 @@ class TeacherMismatchError(HybridKTError, RuntimeError):
 
 class HybridTrainingError(HybridKTError, RuntimeError):
     """A hybrid backbone is trained outside its transfer step (the wiring is missing)."""
+
+
+class CheckpointMismatchError(HybridKTError, RuntimeError):
+    """A checkpoint to resume or test does not fit the model built from the config."""

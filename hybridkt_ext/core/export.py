@@ -6,10 +6,7 @@ the plain model has them and drops everything else the hybrid model added.
 """
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -51,39 +48,3 @@ def export_student_state_dict(state_dict: Mapping[str, torch.Tensor], student_pr
             f"with {sorted({k.split('.')[0] + '.' for k in state_dict})}"
         )
     return out
-
-
-def save_atomically(obj: Any, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """torch.save to a temporary file in the same folder, then rename it into place.
-
-    A failure or crash mid-write leaves no file (or the previous one, intact) at ``path``,
-    and the temporary file is removed; the data is flushed to disk before the rename, so a
-    power loss cannot leave a renamed but empty file. The file gets the permissions of a
-    normally created one.
-
-    Raises:
-        FileExistsError: if ``path`` exists and ``overwrite`` is False (checked before
-            anything is written).
-        IsADirectoryError: if ``path`` is a folder.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; pass the file to write, e.g. "
-                                f"{path / 'student.pth'}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") instead of mkstemp: an exclusive create that honours the umask, so the
-    # renamed file is readable by whoever could read a plainly saved one.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    f = open(tmp, "xb")  # before the try: a clash must not delete another writer's file
-    try:
-        with f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path

@@ -15,6 +15,7 @@ their activations are then recomputed during backward instead of being kept.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -82,6 +83,12 @@ class HybridForward(nn.Module):
                 f"{teacher.num_stages} [{describe_stages(teacher)}]; merge stages first with "
                 "hybridkt_ext.core.align_stages(student, teacher)"
             )
+        shared = _shared_parts(student.model, teacher.model)
+        if shared:
+            raise ValueError(
+                f"the teacher and the student share {shared}: freezing the teacher would freeze "
+                "the student too (0 trainable backbone parameters). Build the teacher as a "
+                "network of its own (e.g. copy.deepcopy(model), or load it from its file).")
         # The teacher is frozen because its weights are the knowledge being transferred; it
         # still passes gradients *through* to earlier student stages and adapters.
         freeze_teacher(teacher)
@@ -194,7 +201,28 @@ class HybridForward(nn.Module):
                 "this HybridForward has no teacher: build it with a teacher to run hybrid "
                 "paths, or train the student path alone with forward()"
             )
+        self._keep_frozen(self.teacher)
         return self.teacher
+
+    @staticmethod
+    def _keep_frozen(teacher: StagedBackbone) -> None:
+        """Puts a teacher that something unfroze back in place, every step, and says so.
+
+        A user's ``teacher.train()`` would let its BatchNorm statistics drift, and
+        ``requires_grad_(True)`` (or an optimiser given all parameters) would train it; both
+        would go unnoticed until the weights are compared after training. Checking costs one
+        pass over the teacher's parameters and modules per step.
+        """
+        trainable = [n for n, p in teacher.named_parameters() if p.requires_grad]
+        training = [n for n, m in teacher.named_modules() if m.training]
+        if trainable or training:
+            freeze_teacher(teacher)
+            warnings.warn(
+                f"the teacher was unfrozen ({len(trainable)} parameters requiring grad, "
+                f"{len(training)} modules in training mode, e.g. "
+                f"{(trainable + training)[:2]}); it is frozen again before this step. Do not "
+                "call .train() or requires_grad_() on it: its weights are the knowledge "
+                "being transferred.", stacklevel=3)
 
     def _stage_input(self, path: str, i: int, outputs: dict[str, torch.Tensor],
                      in_student_space: dict[str, torch.Tensor],
@@ -232,3 +260,12 @@ class HybridForward(nn.Module):
             return self.student.stage(i)(stage_in)
         with self._stats_guard.frozen():
             return self.student.stage(i)(stage_in)
+
+
+def _shared_parts(student: nn.Module, teacher: nn.Module) -> str:
+    """A description of what two networks share (modules or parameters), or ''."""
+    if student is teacher:
+        return "the same module"
+    student_params = {id(p) for p in student.parameters()}
+    common = [n for n, p in teacher.named_parameters() if id(p) in student_params]
+    return f"{len(common)} parameters (e.g. {common[0]!r})" if common else ""

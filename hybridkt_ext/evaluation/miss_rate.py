@@ -16,7 +16,8 @@ pycocotools ``COCOeval`` adapted to the Caltech protocol of Dollar et al., TPAMI
    official code concatenates them); over non-ignored detections, recall = TP / #non-ignored gt
    and FPPI = FP / #images (every ground-truth image, with or without people).
 5. Recall is read at nine FPPI reference points: the last detection whose FPPI does not exceed
-   the point. MR^-2 = exp(mean(log(max(1e-10, 1 - recall)))).
+   the point. MR^-2 = exp(mean(log(1 - recall))), as the official script computes it: once
+   any of the nine miss rates is 0, log(0) makes the result exactly 0 ("0.00%").
 
 Deliberate differences from the official Python script, none of which changes a printed result
 on the 500 validation images:
@@ -25,9 +26,11 @@ on the 500 validation images:
   (-inf, 0)). The Python script indexes ``recall[-1]`` there, i.e. the *final* recall; that only
   happens when the top-scoring detection is a false positive and there are fewer than 100 images
   (with 100 or more images that detection's FPPI, 1 / #images, is at most the first point, 0.01).
-* Miss rates are floored at 1e-10 as in Caltech's ``dbEval``; the Python script takes ``log(0)``
-  and reports exactly 0 (with a numpy warning) once any of the nine miss rates is 0. A perfect
-  detector therefore scores 1e-10 here and 0.00% there, identical at the printed precision.
+* Caltech's MATLAB ``dbEval`` floors each miss rate at 1e-10 instead; that is the option
+  ``zero_miss_rate="caltech_floor"``. The two differ by up to several points whenever one
+  sampled miss rate is 0 but the others are not (300 top-scored false positives, then every
+  pedestrian found: 0.00% officially, 7.74% floored), so published CityPersons numbers, which
+  come from the official script, compare with the default. The official case is logged.
 
 Each setup starts from the ground truth as given, as the official ``eval_demo.py`` ensures by
 reloading it per setup (the script's ``_prepare`` writes each setup's ignore flags into it).
@@ -37,6 +40,7 @@ Results are fractions in [0, 1]; the paper and the official script print 100x th
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,7 +67,9 @@ MAX_DETECTIONS_PER_IMAGE = 1000
 FPPI_REFERENCE_POINTS = np.array(
     [0.0100, 0.0178, 0.0316, 0.0562, 0.1000, 0.1778, 0.3162, 0.5623, 1.0000]
 )
-MIN_MISS_RATE = 1e-10
+logger = logging.getLogger(__name__)
+MIN_MISS_RATE = 1e-10  # Caltech's floor (zero_miss_rate="caltech_floor")
+ZERO_MISS_RATE_RULES = ("official", "caltech_floor")
 # Detections given as COCO-style dicts are scored for this category only, like the official
 # script (whose ground truth stores every box, ignored or not, as category 1).
 PEDESTRIAN_CATEGORY = 1
@@ -246,29 +252,46 @@ def miss_rate_curve(
     return _curve(gt_records, _validated_detections(gt_records, detections), setup)
 
 
-def log_average_miss_rate(fppi: np.ndarray, miss_rate: np.ndarray) -> float:
-    """MR^-2: geometric mean of the miss rate sampled at ``FPPI_REFERENCE_POINTS``.
+def sampled_miss_rates(fppi: np.ndarray, miss_rate: np.ndarray) -> np.ndarray:
+    """The miss rate at each of ``FPPI_REFERENCE_POINTS``: that of the last curve point whose
+    FPPI does not exceed it, or 1 (nothing found yet) when there is none."""
+    index = np.searchsorted(fppi, FPPI_REFERENCE_POINTS, side="right") - 1
+    padded = np.concatenate([[1.0], miss_rate])
+    return padded[index + 1]
 
-    Each point takes the miss rate of the last curve point whose FPPI does not exceed it, or 1
-    (nothing found yet) when there is none.
+
+def log_average_miss_rate(fppi: np.ndarray, miss_rate: np.ndarray,
+                          zero_miss_rate: str = "official") -> float:
+    """MR^-2: geometric mean of the miss rate sampled at ``FPPI_REFERENCE_POINTS``.
 
     Args:
         fppi: (K,) non-decreasing false positives per image.
         miss_rate: (K,) miss rate at the same curve points.
+        zero_miss_rate: "official" (the CityPersons script: a sampled miss rate of 0 makes
+            the result 0) or "caltech_floor" (Caltech's dbEval: miss rates floored at 1e-10).
 
     Returns:
         The log-average miss rate as a fraction.
+
+    Raises:
+        ValueError: an unknown ``zero_miss_rate`` rule.
     """
-    index = np.searchsorted(fppi, FPPI_REFERENCE_POINTS, side="right") - 1
-    padded = np.concatenate([[1.0], miss_rate])
-    sampled = padded[index + 1]
-    return float(np.exp(np.mean(np.log(np.maximum(MIN_MISS_RATE, sampled)))))
+    if zero_miss_rate not in ZERO_MISS_RATE_RULES:
+        raise ValueError(f"zero_miss_rate={zero_miss_rate!r} must be one of "
+                         f"{ZERO_MISS_RATE_RULES}.")
+    sampled = sampled_miss_rates(fppi, miss_rate)
+    if zero_miss_rate == "caltech_floor":
+        sampled = np.maximum(MIN_MISS_RATE, sampled)
+    elif not sampled.all():
+        return 0.0  # exp(mean(log(...))) with a log(0) term, without numpy's warning
+    return float(np.exp(np.mean(np.log(sampled))))
 
 
 def evaluate_miss_rate(
     gt_records: Sequence[Mapping[str, Any]],
     detections: Detections,
     setups: Iterable[EvalSetup] = DEFAULT_SETUPS,
+    zero_miss_rate: str = "official",
 ) -> dict[str, float]:
     """Log-average miss rate MR^-2 of pedestrian detections, per setup, as the benchmark defines it.
 
@@ -280,6 +303,8 @@ def evaluate_miss_rate(
             ``image_id``, ``bbox`` ``[x1, y1, w, h]``, ``score`` and optionally ``category_id``
             (only category 1 is scored, as in the official script).
         setups: the subsets to score, the benchmark's four by default.
+        zero_miss_rate: how a sampled miss rate of 0 counts (see ``log_average_miss_rate``);
+            the official rule is logged when it decides a result.
 
     Returns:
         ``{setup.name: MR^-2}`` as fractions in [0, 1] (the paper prints percent); NaN for a
@@ -292,5 +317,15 @@ def evaluate_miss_rate(
     results = {}
     for setup in setups:
         curve = _curve(gt_records, dets_by_image, setup)
-        results[setup.name] = math.nan if curve is None else log_average_miss_rate(*curve)
+        if curve is None:
+            results[setup.name] = math.nan
+            continue
+        results[setup.name] = log_average_miss_rate(*curve, zero_miss_rate=zero_miss_rate)
+        zeros = int((sampled_miss_rates(*curve) == 0).sum())
+        if zero_miss_rate == "official" and 0 < zeros:
+            logger.warning(
+                "MR^-2 %s: %d of the 9 sampled miss rates are 0, so the official arithmetic "
+                "(log 0) gives 0.00%%; Caltech's floor would give %.2f%% "
+                "(zero_miss_rate='caltech_floor').", setup.name, zeros,
+                100 * log_average_miss_rate(*curve, zero_miss_rate="caltech_floor"))
     return results

@@ -26,22 +26,33 @@ class StudentResult:
     rows: list[dict] = field(repr=False)
 
 
-def _refuse_existing(out: Path, overwrite: bool) -> None:
+def _refuse_existing(outputs: tuple[Path, ...], overwrite: bool) -> None:
     # Checked before training as well as by save_atomically: minutes of training must not
     # end in "file exists".
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    for out in outputs:
+        if Path(out).exists() and not overwrite:
+            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+
+
+def student_run_name(mode: str, fixed_alpha: float = 1.0) -> str:
+    """``hybrid``, ``kd``...; ``fixed0.5`` for mode "fixed" (one run per alpha of a sweep)."""
+    return mode if mode != "fixed" else f"fixed{fixed_alpha:g}"
+
+
+def student_files(work_dir: Path, name: str) -> tuple[Path, Path]:
+    """The exported weights and the log CSV of the student run ``name``."""
+    return work_dir / f"student_{name}.pth", work_dir / f"student_{name}.csv"
 
 
 def train_teacher(arch: str, num_classes: int, train_set: Dataset, test_set: Dataset,
                   cfg: TrainConfig, out: Path, overwrite: bool = False) -> float:
     """Trains a plain classifier (the teacher) and saves its state dict; returns accuracy."""
-    _refuse_existing(out, overwrite)
+    _refuse_existing((out, out.with_suffix(".csv")), overwrite)
     torch.manual_seed(cfg.seed)
     model = build_classifier(arch, num_classes)
     ce = torch.nn.functional.cross_entropy
-    fit(model, lambda x, y: (ce(model(x), y), {}), train_set, cfg,
-        log_path=out.with_suffix(".csv"))
+    rows = fit(model, lambda x, y: (ce(model(x), y), {}), train_set, cfg)
+    write_csv(rows, out.with_suffix(".csv"), overwrite=overwrite)
     save_classifier(model, out, overwrite=overwrite)
     return evaluate(model, test_set)
 
@@ -71,8 +82,9 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
                   teacher_prefix: str = "", fixed_alpha: float = 1.0,
                   switch_points=None, overwrite: bool = False) -> StudentResult:
     """Trains one student in ``mode``; writes its log CSV and exported plain weights."""
-    name = mode if mode != "fixed" else f"fixed{fixed_alpha:g}"
-    _refuse_existing(work_dir / f"student_{name}.pth", overwrite)
+    name = student_run_name(mode, fixed_alpha)
+    weights, log = student_files(work_dir, name)
+    _refuse_existing((weights, log), overwrite)
     torch.manual_seed(cfg.seed)  # every mode starts from the same student initialisation
     student, student_head = staged_classifier(student_arch, num_classes)
     teacher = teacher_head = None
@@ -87,9 +99,8 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
     rows = fit(model, model.training_step, train_set, cfg, test_set=test_set)
     seconds = time.perf_counter() - start
     accuracy = evaluate(model, test_set)
-    write_csv(rows, work_dir / f"student_{name}.csv")
-    save_atomically(model.student_state_dict(), work_dir / f"student_{name}.pth",
-                    overwrite=overwrite)
+    write_csv(rows, log, overwrite=overwrite)
+    save_atomically(model.student_state_dict(), weights, overwrite=overwrite)
     return StudentResult(name, accuracy, seconds, rows)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..core import NonFiniteLossError, save_atomically
+from ..core import NonFiniteLossError, save_atomically, write_text_atomically
 
 
 @dataclass
@@ -23,6 +24,14 @@ class TrainConfig:
     momentum: float = 0.9     # SGD momentum
     weight_decay: float = 5e-4  # L2 on trainable parameters
     seed: int = 0             # fixes initialisation, shuffling and the data split
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"TrainConfig.epochs={self.epochs!r}: give an integer >= 1")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ValueError(f"TrainConfig.batch_size={self.batch_size!r}: give an integer >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"TrainConfig.lr={self.lr!r}: give a finite number > 0")
 
 
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> float:
@@ -39,14 +48,15 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> float
 
 
 def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
-        log_path: str | Path | None = None, test_set: Dataset | None = None) -> list[dict]:
+        test_set: Dataset | None = None) -> list[dict]:
     """Trains ``model`` with ``loss, logs = step_fn(x, y)``; returns one log row per step.
 
     Each row holds the epoch, step, learning rate and every value ``step_fn`` logs (for the
-    hybrid modes: hkt_alpha, hkt_L1, hkt_L2, hkt_L3), written as CSV to ``log_path``. With a
-    ``test_set`` the test accuracy is added to the last row of every epoch.
+    hybrid modes: hkt_alpha, hkt_L1, hkt_L2, hkt_L3). With a ``test_set`` the test accuracy is
+    added to the last row of every epoch.
 
     Raises:
+        ValueError: the dataset holds fewer samples than one batch (no step would run).
         NonFiniteLossError: a path loss became NaN/inf (the core LossBalancer's policy); the
             message names the epoch and step, and that step was not applied.
     """
@@ -56,6 +66,9 @@ def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
+    if len(loader) == 0:  # drop_last: a smaller set would end "trained" without one step
+        raise ValueError(f"{len(dataset)} training samples are fewer than one batch "
+                         f"({cfg.batch_size}): no step would train; lower the batch size.")
     total_steps = cfg.epochs * len(loader)
     rows: list[dict] = []
     step = 0
@@ -77,19 +90,16 @@ def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
             step += 1
         if test_set is not None and rows:
             rows[-1]["test_acc"] = evaluate(model, test_set)
-    if log_path is not None:
-        write_csv(rows, log_path)
     return rows
 
 
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+def write_csv(rows: list[dict], path: str | Path, overwrite: bool = False) -> Path:
+    """The log rows as CSV, written atomically (an existing file only with ``overwrite``)."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomically(path, text.getvalue(), overwrite)
 
 
 def save_classifier(model: nn.Module, path: str | Path, overwrite: bool = False) -> Path:

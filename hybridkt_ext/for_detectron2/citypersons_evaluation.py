@@ -13,7 +13,9 @@ from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..evaluation.miss_rate import DEFAULT_SETUPS, EvalSetup, evaluate_miss_rate
+from ..core import write_text_atomically
+from ..evaluation.miss_rate import (DEFAULT_SETUPS, ZERO_MISS_RATE_RULES, EvalSetup,
+                                   evaluate_miss_rate)
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +35,18 @@ class CityPersonsEvaluator(DatasetEvaluator):
         output_dir: where to write ``citypersons_detections.json`` (optional).
         distributed: gather detections from all processes.
         setups: the subsets to score (the benchmark's four by default).
+        zero_miss_rate: "official" (the CityPersons script's arithmetic, comparable with
+            published numbers) or "caltech_floor"; see ``evaluation.miss_rate``.
     """
 
     def __init__(self, dataset_name: str, output_dir: str | None = None,
                  distributed: bool = True,
-                 setups: tuple[EvalSetup, ...] = DEFAULT_SETUPS) -> None:
+                 setups: tuple[EvalSetup, ...] = DEFAULT_SETUPS,
+                 zero_miss_rate: str = "official") -> None:
+        if zero_miss_rate not in ZERO_MISS_RATE_RULES:
+            raise ValueError(f"zero_miss_rate={zero_miss_rate!r} must be one of "
+                             f"{ZERO_MISS_RATE_RULES}.")
+        self.zero_miss_rate = zero_miss_rate
         self.dataset_name = dataset_name
         self.output_dir = output_dir
         self.distributed = distributed
@@ -69,9 +78,10 @@ class CityPersonsEvaluator(DatasetEvaluator):
             os.makedirs(self.output_dir, exist_ok=True)
             rows = [{"image_id": k, "bbox": d[:4].tolist(), "score": float(d[4]),
                      "category_id": 1} for k, v in detections.items() for d in v]
-            with open(os.path.join(self.output_dir, "citypersons_detections.json"), "w") as f:
-                json.dump(rows, f)
-        miss_rates = evaluate_miss_rate(gt_records, detections, self.setups)
+            write_text_atomically(os.path.join(self.output_dir, "citypersons_detections.json"),
+                                  json.dumps(rows), overwrite=True)
+        miss_rates = evaluate_miss_rate(gt_records, detections, self.setups,
+                                        zero_miss_rate=self.zero_miss_rate)
         results = {f"MR2_{name}": 100.0 * mr for name, mr in miss_rates.items()}
         logger.info("CityPersons MR^-2 (%%, lower is better) on %s: %s", self.dataset_name,
                     ", ".join(f"{k} {v:.2f}" for k, v in results.items()))

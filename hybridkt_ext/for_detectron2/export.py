@@ -16,7 +16,7 @@ import torch
 from detectron2.config import CfgNode
 from torch import nn
 
-from ..core import export_student_state_dict, save_atomically
+from ..core import export_student_state_dict, save_atomically, write_text_atomically
 from .hooks import unwrap_model
 from .transfer_wiring import find_hybrid_bottom_up
 
@@ -104,5 +104,5 @@ def export_student_checkpoint(model: nn.Module, path: str | os.PathLike,
         if plain.MODEL.BACKBONE.NAME == "build_mobilenet_v1_fpn_backbone":
             header += "\n" + MOBILENET_V1_LOADING.format(config=config_path.name)
         comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
-        config_path.write_text(comment + plain.dump())
+        write_text_atomically(config_path, comment + plain.dump(), overwrite=True)
     return path

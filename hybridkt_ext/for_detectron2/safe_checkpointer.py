@@ -7,9 +7,14 @@ arrays and refuses anything else with a message naming the class; only a file th
 handed to detectron2's own reader, which then resolves exactly the same harmless globals.
 ``.pth`` files go through fvcore's ``torch.load`` (weights-only under torch >= 2.6); a refusal
 there is reported the same way. ``MODEL.HYBRIDKT.TRUST_CHECKPOINTS True`` skips the checks.
+
+Writes are atomic on local disks: a checkpoint and ``last_checkpoint`` go through a synced
+temporary file renamed into place, so a full disk or a kill mid-save leaves the previous
+checkpoint, and ``--resume`` never meets a truncated file.
 """
 from __future__ import annotations
 
+import os
 import pickle
 from typing import Any
 
@@ -18,7 +23,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.file_io import PathManager
 from torch import nn
 
-from ..core import read_checkpoint_file
+from ..core import read_checkpoint_file, save_atomically, write_text_atomically
 
 
 class SafeDetectionCheckpointer(DetectionCheckpointer):
@@ -50,3 +55,25 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         except pickle.UnpicklingError:
             # Re-read with the project's reader for a one-line refusal naming the class.
             return read_checkpoint_file(PathManager.get_local_path(f))
+
+    def _local(self) -> bool:
+        return "://" not in self.save_dir
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """fvcore's ``Checkpointer.save``, written atomically where ``save_dir`` is local."""
+        if not self.save_dir or not self.save_to_disk or not self._local():
+            return super().save(name, **kwargs)
+        data = {"model": self.model.state_dict(),
+                **{key: obj.state_dict() for key, obj in self.checkpointables.items()},
+                **kwargs}
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        save_atomically(data, save_file, overwrite=True)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        if not self._local():
+            return super().tag_last_checkpoint(last_filename_basename)
+        write_text_atomically(os.path.join(self.save_dir, "last_checkpoint"),
+                              last_filename_basename, overwrite=True)

@@ -19,6 +19,7 @@ except ImportError as _err:  # one clear line instead of a traceback deep inside
     ) from None
 
 from .checkpoint_loading import trust_checkpoints_of_run, trust_local_checkpoints
+from . import atomic_files  # noqa: F401  (mmengine's local writes become atomic)
 from .backbone_stages import (NOT_A_CHAIN, mmseg_backbone_stages, register_stage_splitter,
                               split_mmseg_backbone, supported_types)
 from .cityscapes_dataset import CheckedCityscapesDataset

@@ -35,7 +35,8 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
 
-from hybridkt_ext.core import (HybridTrainingError, TeacherMismatchError, TeacherNotFrozenError,
+from hybridkt_ext.core import (CheckpointMismatchError, HybridTrainingError,
+                               TeacherMismatchError, TeacherNotFrozenError,
                                UnsupportedBackboneError, assert_teacher_frozen,
                                teacher_fingerprint)
 from hybridkt_ext.core.teacher_fingerprint import tensor_digests
@@ -196,11 +197,38 @@ class HybridKTHook(Hook):
             teacher_in_checkpoint=False)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Checks the built teacher against the checkpoint's; puts it in the state dict."""
+        """Checks the built teacher against the checkpoint's; puts it in the state dict.
+
+        On resume, also refuses a checkpoint whose keys differ from the model's (the student,
+        ``switch_points`` or ``stage_groups`` changed since): torch would fail later on the
+        optimiser's parameter groups without saying why.
+        """
         found = self._teacher_in(runner, checkpoint)
         if found is None:
             return
-        state, prefix, teacher_state = found
+        self._restore_teacher(runner, checkpoint, *found)
+        if getattr(runner, "_resume", True):
+            self._check_keys_fit(runner, found[0])
+
+    @staticmethod
+    def _check_keys_fit(runner, state: dict) -> None:
+        expected = set(_unwrap(runner.model).state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            differences = [f"{len(keys)} {what} ({', '.join(keys[:4])}"
+                           f"{' ...' if len(keys) > 4 else ''})"
+                           for keys, what in ((missing, "model keys are not in it"),
+                                              (unexpected, "of its keys are not in the model"))
+                           if keys]
+            raise CheckpointMismatchError(
+                "HybridKTHook: the checkpoint to resume does not fit the model built from this "
+                f"config: {'; '.join(differences)}. The student, switch_points or stage_groups "
+                "changed since that run? Resume with the config the run was started with (a "
+                "copy is in its work dir), or start a new run from these weights with "
+                "load_from=<checkpoint> instead of --resume.")
+
+    def _restore_teacher(self, runner, checkpoint: dict, state: dict, prefix: str,
+                         teacher_state: dict) -> None:
         record = dict((checkpoint.get("meta") or {}).get(META_KEY) or {})
         stored = {k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)}
         trained_with = record.get("teacher_sha256")

@@ -25,6 +25,8 @@ from typing import Callable
 
 from mmengine.hooks import Hook
 
+from hybridkt_ext.core import write_text_atomically
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmseg"
 TEACHER_CONFIG = CONFIG_DIR / "deeplabv3_r18w16-d8_1xb4-400_synthetic-gta5-64x128.py"
 STUDENT_CONFIGS = {
@@ -165,6 +167,22 @@ def read_path_losses(work_dir: Path) -> list[dict]:
     return [{k: row[k] for k in keys} for row in rows if all(k in row for k in keys)]
 
 
+def check_demo_work_dir(work_dir: str | Path, overwrite: bool) -> None:
+    """Refuses a work dir holding a previous demo unless ``overwrite`` (before any training).
+
+    Raises:
+        FileExistsError: a previous demo's results or runs are there.
+        NotADirectoryError: ``work_dir`` is a file.
+    """
+    work_dir = Path(work_dir)
+    if work_dir.exists() and not work_dir.is_dir():
+        raise NotADirectoryError(f"--work-dir {work_dir} is a file, not a folder.")
+    found = [p.name for p in (work_dir / "results.json", work_dir / "teacher") if p.exists()]
+    if found and not overwrite:
+        raise FileExistsError(f"{work_dir} holds a previous demo ({', '.join(found)}); pass "
+                              "--overwrite to replace it, or another --work-dir.")
+
+
 def run_segmentation_demo(work_dir: str | Path, data_root: str | Path = "data",
                           iters: int = 400, teacher_iters: int = 400,
                           seed: int = 0,
@@ -245,8 +263,9 @@ def write_results(runs: list[DemoRun], work_dir: str | Path) -> dict[str, Path]:
     work_dir = Path(work_dir)
     outputs = {"json": work_dir / "results.json", "table": work_dir / "results.md",
                "plot": work_dir / "alpha_and_path_losses.png"}
-    outputs["json"].write_text(json.dumps([asdict(run) for run in runs], indent=1))
-    outputs["table"].write_text(format_results(runs) + "\n")
+    write_text_atomically(outputs["json"], json.dumps([asdict(run) for run in runs], indent=1),
+                          overwrite=True)
+    write_text_atomically(outputs["table"], format_results(runs) + "\n", overwrite=True)
     hybrid = {run.name: run.path_losses for run in runs if run.path_losses}
     plot_alpha_and_path_losses(hybrid, outputs["plot"],
                                title="Synthetic Cityscapes-style student, GTA5-style teacher")

@@ -26,18 +26,28 @@ _ADAPTER_MODULE = "hybridkt_ext"
 
 
 def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
-                        overwrite: bool = False) -> None:
-    """Refuses an existing ``out`` (unless ``overwrite``) and ``out`` being the input file.
+                        overwrite: bool = False,
+                        inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Refuses an existing ``out`` (unless ``overwrite``) and ``out`` being one of the inputs.
+
+    Args:
+        checkpoint: the training checkpoint read.
+        out: the file to write.
+        overwrite: replace an existing ``out`` that is not an input.
+        inputs: other files the export reads or writes (the hybrid config, the other output),
+            none of which ``out`` may be, whatever ``overwrite`` says.
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
-        ValueError: ``out`` is the input checkpoint itself.
+        ValueError: ``out`` is the input checkpoint, an input config or the other output.
     """
+    target = Path(out).resolve()
+    for other in (checkpoint, *inputs):
+        if target == Path(other).resolve():
+            raise ValueError(f"{out} is also {other}, which this export reads or writes; write "
+                             "each output to a file of its own (it would be lost).")
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    if Path(out).resolve() == Path(checkpoint).resolve():
-        raise ValueError(f"{out} is the input checkpoint; write the student to another file "
-                         "(the training checkpoint would be lost).")
 
 
 def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> dict[str, Any]:

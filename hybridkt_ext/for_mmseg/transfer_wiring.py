@@ -27,6 +27,7 @@ from torch import nn
 from hybridkt_ext.core import InputConvention
 from hybridkt_ext.core.norm_stats import RunningStatsGuard
 
+from .head_fit import check_heads_fit
 from .hybrid_backbone import HybridBackbone
 
 TOTAL_KEY = "loss_hkt"  # the only key with "loss" in it: what the optimiser sees
@@ -64,10 +65,14 @@ def install_transfer_step(segmentor: nn.Module) -> bool:
 
     Returns:
         True if the segmentor has a HybridBackbone (now wired), False otherwise.
+
+    Raises:
+        StageMismatchError: the neck or heads do not take what the backbone returns.
     """
     backbone = getattr(segmentor, "backbone", None)
     if not isinstance(backbone, HybridBackbone):
         return False
+    check_heads_fit(segmentor, backbone)
     if "loss" not in vars(segmentor):
         segmentor._hybridkt_guard = RunningStatsGuard(segmentor, exclude=backbone.engine)
         segmentor.loss = types.MethodType(_transfer_loss, segmentor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..core import replace_atomically
 from .tables import ResultTable, mean_std
 
 Rows = Sequence[Mapping[str, float]]
@@ -41,12 +42,11 @@ def _mean_over_seeds(per_seed: Mapping[int, Rows], key: str) -> tuple[list, list
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    _pyplot().close(fig)
-    return path
+    try:  # the caller (run_experiments) already refused an --out it may not replace
+        return replace_atomically(path, lambda f: fig.savefig(f, dpi=80, format="png"), True)
+    finally:
+        _pyplot().close(fig)
 
 
 def plot_alpha_per_run(runs: Mapping[str, Mapping[int, Rows]], path: str | Path,

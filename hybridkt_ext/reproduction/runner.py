@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..core import write_text_atomically
 from .tables import ResultTable, write_tables
 
 EXPERIMENTS = ("classification", "segmentation", "detection")
@@ -43,11 +44,35 @@ def _classification(out: Path, work: Path, seeds, quick: bool, progress, **kw) -
             "seconds": result.seconds}
 
 
+def experiments_in(out: str | Path) -> list[str]:
+    """The experiments whose results ``out`` already holds (from its summary.json)."""
+    summary_path = Path(out) / "summary.json"
+    try:
+        return sorted(json.loads(summary_path.read_text()))
+    except FileNotFoundError:
+        return []
+    except ValueError as err:
+        raise ValueError(f"{summary_path} is not valid JSON ({err}); move it away or choose "
+                         "another --out.") from err
+
+
 def run_experiments(experiments: Sequence[str], out: str | Path, work: str | Path,
                     seeds: Sequence[int], quick: bool,
-                    progress: Callable[[str], None] = print, **overrides) -> dict:
-    """Runs ``experiments`` in order; returns {experiment: summary}; writes ``out``."""
+                    progress: Callable[[str], None] = print, overwrite: bool = False,
+                    **overrides) -> dict:
+    """Runs ``experiments`` in order; returns {experiment: summary}; writes ``out``.
+
+    ``out`` may gather the experiments of several runs (summary.json lists them); an
+    experiment already there is refused unless ``overwrite``, before anything runs.
+
+    Raises:
+        FileExistsError: ``out`` holds results of one of ``experiments`` and not ``overwrite``.
+    """
     out, work = Path(out), Path(work)
+    done = [e for e in experiments_in(out) if e in experiments]
+    if done and not overwrite:
+        raise FileExistsError(f"{out} already holds the results of {done}; pass --overwrite to "
+                              "replace them, or another --out.")
     out.mkdir(parents=True, exist_ok=True)
     runners = {"classification": _classification}
     try:
@@ -73,7 +98,7 @@ def run_experiments(experiments: Sequence[str], out: str | Path, work: str | Pat
         if result.get("skipped"):
             progress(f"== {name}: skipped: {result['skipped']}")
             summary[name] = {"skipped": result["skipped"], "wall_s": wall}
-            summary_path.write_text(json.dumps(summary, indent=1, default=str))
+            write_text_atomically(summary_path, json.dumps(summary, indent=1, default=str), True)
             continue
         tables: list[ResultTable] = result["tables"]
         write_tables(tables, out)
@@ -84,7 +109,7 @@ def run_experiments(experiments: Sequence[str], out: str | Path, work: str | Pat
             "plots": [Path(p).name for p in result.get("plots", [])],
             "settings": result.get("settings", {}),
         }
-        summary_path.write_text(json.dumps(summary, indent=1, default=str))
+        write_text_atomically(summary_path, json.dumps(summary, indent=1, default=str), True)
         for table in tables:
             progress("\n" + table.to_markdown())
         progress(f"== {name}: {wall:.0f} s")

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..core import write_text_atomically
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n - 1; 0.0 for a single value) of the finite values
@@ -102,7 +104,7 @@ def write_tables(tables: Sequence[ResultTable], out_dir: str | Path) -> list[Pat
     paths = []
     for table in tables:
         md, js = out_dir / f"{table.name}.md", out_dir / f"{table.name}.json"
-        md.write_text(table.to_markdown())
-        js.write_text(json.dumps(table.to_json(), indent=1))
+        write_text_atomically(md, table.to_markdown(), overwrite=True)
+        write_text_atomically(js, json.dumps(table.to_json(), indent=1), overwrite=True)
         paths += [md, js]
     return paths

@@ -3,7 +3,8 @@
 Reading aid for the hand cases: the curve has one point per non-ignored detection in score
 order, (FPPI = FP so far / #images, recall = TP so far / #non-ignored gt); each of the nine
 reference points r in {0.01, 0.0178, ..., 0.5623, 1} takes the miss rate of the last point with
-FPPI <= r (1 if none), and MR^-2 = exp(mean(log(max(1e-10, mr)))).
+FPPI <= r (1 if none), and MR^-2 = exp(mean(log(mr))) as the official script computes it (0
+once any sampled miss rate is 0); Caltech's floor, max(1e-10, mr), is an option.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from hybridkt_ext.evaluation import (
 )
 
 REASONABLE, SMALL, HEAVY, ALL = DEFAULT_SETUPS
-# Nine miss rates of 0 are floored at 1e-10 each: the log-average is 1e-10 itself. (The official
-# Python script takes log(0) instead and reports exactly 0, "0.00%".)
-PERFECT = 1e-10
+# The official script takes log(0) and reports exactly 0, "0.00%", once a sampled miss rate is 0.
+PERFECT = 0.0
 
 
 def _ann(x: float, y: float, w: float, h: float, vis: float = 1.0, ignore: int = 0) -> dict:
@@ -46,7 +46,7 @@ PERSON_B = _ann(500, 100, 40, 100)
 ELSEWHERE = [1500, 100, 40, 100]
 
 
-def test_perfect_detections_score_the_floor() -> None:
+def test_perfect_detections_score_zero() -> None:
     # A 60 px person for Reasonable_small, an occluded one for Reasonable_occ=heavy.
     records = _images([PERSON_A, _ann(700, 100, 24, 60)], [_ann(300, 300, 60, 150, vis=0.4)])
     dets = {r["image_id"]: [a["bbox"] + [1.0] for a in r["annotations"]] for r in records}
@@ -140,13 +140,13 @@ def test_detection_on_too_small_person_is_ignored() -> None:
 
 def test_detections_outside_widened_height_range_are_dropped() -> None:
     # Reasonable keeps detections of height >= 50 / 1.25 = 40 px. An unmatched 39 px detection
-    # ranked first is dropped (floor); an unmatched 40 px one is an FP ranked first
-    # (MR = (1e-10) ** (1/9): eight points at miss rate 1, r = 1 at miss rate 0).
+    # ranked first is dropped (perfect); an unmatched 40 px one is an FP ranked first: eight
+    # points at miss rate 1, r = 1 at miss rate 0, which the official arithmetic makes 0.
     records = _images([PERSON_A])
     dropped = {1: [[1500, 100, 16, 39, 0.95], PERSON_A["bbox"] + [0.9]]}
     kept = {1: [[1500, 100, 16, 40, 0.95], PERSON_A["bbox"] + [0.9]]}
     assert _mr(records, dropped) == pytest.approx(PERFECT)
-    assert _mr(records, kept) == pytest.approx(PERFECT ** (1 / 9))
+    assert _mr(records, kept) == PERFECT
     # Reasonable_small keeps heights in [40, 75 * 1.25 = 93.75). On a 24x60 person, a 24x93 box
     # (IoU 60/93 ~= 0.65) is kept and a TP; a 24x94 box (IoU 60/94 ~= 0.64) is dropped: a miss.
     small_records = _images([_ann(100, 100, 24, 60)])
@@ -323,3 +323,29 @@ def test_miss_rate_grows_with_perturbation(val_records: list[dict]) -> None:
     for setup in DEFAULT_SETUPS:
         values = [r[setup.name] for r in results]
         assert 0.0 < values[0] < values[1] < values[2] < 1.0, (setup.name, values)
+
+
+# ----------------------------------------------------------------------------- zero miss rates
+def test_a_zero_sampled_miss_rate_follows_the_official_script_unless_floored(caplog) -> None:
+    """100 top-scored false positives on 100 images, then every pedestrian found: the first
+    eight reference points see miss rate 1, the last (FPPI 1) sees 0. The official script takes
+    log(0) and reports 0.00%; Caltech's floor gives (1e-10) ** (1/9) = 7.74%."""
+    records = _images(*[[_ann(100, 100, 40, 100)] for _ in range(100)])
+    dets = {i: [[1500, 100, 40, 100, 0.9], [100, 100, 40, 100, 0.5]] for i in range(1, 101)}
+    with caplog.at_level("WARNING", logger="hybridkt_ext.evaluation.miss_rate"):
+        official = evaluate_miss_rate(records, dets, [REASONABLE])[REASONABLE.name]
+    floored = evaluate_miss_rate(records, dets, [REASONABLE],
+                                 zero_miss_rate="caltech_floor")[REASONABLE.name]
+    assert official == 0.0
+    assert floored == pytest.approx(1e-10 ** (1 / 9)) and 100 * floored == pytest.approx(7.74, 1e-3)
+    assert "1 of the 9 sampled miss rates are 0" in caplog.text and "7.74%" in caplog.text
+
+
+def test_without_a_zero_miss_rate_both_rules_agree() -> None:
+    records = _images([PERSON_A, PERSON_B])
+    dets = {1: [PERSON_A["bbox"] + [0.9]]}  # half the recall: every miss rate is 0.5
+    official = evaluate_miss_rate(records, dets, [REASONABLE])[REASONABLE.name]
+    floored = evaluate_miss_rate(records, dets, [REASONABLE], zero_miss_rate="caltech_floor")
+    assert official == floored[REASONABLE.name] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="zero_miss_rate"):
+        evaluate_miss_rate(records, dets, [REASONABLE], zero_miss_rate="floor")

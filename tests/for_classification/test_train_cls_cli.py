@@ -25,19 +25,60 @@ def test_demo_trains_teacher_and_students_and_prints_the_table(tmp_path):
     assert [line.split("|")[1].strip() for line in table[1:]] == ["none", "hybrid", "fixed0.5"]
     assert (tmp_path / "alpha_and_path_losses.png").stat().st_size > 0
     assert (tmp_path / "student_hybrid.csv").read_text().splitlines()[0].count("hkt_alpha") == 1
-    # a second run refuses to overwrite unless asked (the demo itself always overwrites)
-    again = run("--train-teacher", "--epochs", "1", "--train-limit", "64", "--work-dir",
-                str(tmp_path))
-    assert again.returncode != 0 and "overwrite" in again.stderr
+    # A second run, the demo included, leaves the first one's files as they were unless asked.
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for again in (["--demo"], ["--train-teacher"]):
+        done = run(*again, "--epochs", "1", "--train-limit", "64", "--work-dir", str(tmp_path))
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            f"train_cls: FileExistsError: {tmp_path} holds the outputs of a previous run "
+            "(teacher_resnet18.pth, teacher_resnet18.csv")
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    done = run("--demo", "--overwrite", "--epochs", "1", "--train-limit", "64", "--modes",
+               "none", "--work-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "student_none.pth").read_bytes() != before["student_none.pth"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--modes", "hybrid"], "--teacher-checkpoint"),
     (["--modes", "hybird"], "hybird"),
+    (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+    (["--epochs", "-1"], "argument --epochs: must be an integer >= 1, got -1"),
+    (["--image-size", "0"], "argument --image-size: must be an integer >= 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
+    (["--lr", "-0.1"], "argument --lr: must be a finite number > 0, got -0.1"),
+    (["--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
+    (["--train-limit", "0"], "argument --train-limit: must be an integer >= 1, got 0"),
+    (["--demo", "--teacher-checkpoint", "t.pth"], "--teacher-checkpoint would be ignored"),
+    (["--train-teacher", "--teacher-checkpoint", "t.pth"], "would be ignored"),
+    (["--demo", "--train-teacher"], "give one of them"),
+    (["--demo", "--modes", "none,none"], "--modes names ['none'] more than once"),
+    (["--demo", "--modes", "none,hybrid", "--fixed-alpha", "0.5"],
+     "--fixed-alpha applies to mode fixed only"),
+    (["--demo", "--modes", "none,kd", "--switch-points", "2"],
+     "--switch-points applies to mode hybrid / fixed only"),
+    (["--demo", "--data-root", "x", "--train-limit", "10"], "digits only"),
 ])
 def test_cli_rejects_bad_arguments(args, message):
     out = run(*args)
     assert out.returncode == 2 and message in out.stderr
+
+
+def test_fewer_images_than_one_batch_stop_before_training(tmp_path):
+    out = run("--modes", "none", "--train-limit", "10", "--work-dir", str(tmp_path))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        "train_cls: ValueError: the training set has 10 images, fewer than one batch "
+        "(--batch-size 64): no step would train. Lower --batch-size or raise --train-limit.")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_work_dir_that_is_a_file_stops_before_training(tmp_path):
+    (tmp_path / "file").write_text("mine")
+    out = run("--modes", "none", "--work-dir", str(tmp_path / "file"))
+    assert out.returncode == 1 and "is a file, not a folder" in out.stderr
+    assert (tmp_path / "file").read_text() == "mine"
 
 
 def test_missing_teacher_checkpoint_fails_before_training(tmp_path):

@@ -85,3 +85,25 @@ def test_trust_checkpoints_must_be_a_boolean(tmp_path):
     model = train_net_module().Trainer.build_model(_cfg(tmp_path))
     with pytest.raises(ValueError, match="True or False"):
         SafeDetectionCheckpointer(model, trust="yes")
+
+
+def test_a_failed_checkpoint_save_leaves_the_previous_one(tmp_path, monkeypatch):
+    model = train_net_module().Trainer.build_model(_cfg(tmp_path))
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    checkpointer = SafeDetectionCheckpointer(model, str(out))
+    checkpointer.save("model_0000001")
+    before = (out / "model_0000001.pth").read_bytes()
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpointer.save("model_0000001")
+    monkeypatch.undo()
+    assert (out / "model_0000001.pth").read_bytes() == before
+    assert (out / "last_checkpoint").read_text() == "model_0000001.pth"
+    assert sorted(p.name for p in out.iterdir()) == ["last_checkpoint", "model_0000001.pth"]
+    assert checkpointer.resume_or_load("", resume=True) == {}  # it reads back whole

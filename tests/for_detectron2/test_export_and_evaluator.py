@@ -107,14 +107,14 @@ def test_mobilenet_v1_export_writes_a_plain_config_with_its_one_import(tmp_path)
 _NAMES = itertools.count()
 
 
-def _evaluate(tmp_path, annotations, boxes, scores):
+def _evaluate(tmp_path, annotations, boxes, scores, zero_miss_rate="official"):
     """One 100x200 image; detections as (x1, y1, x2, y2) with scores."""
     name = f"cp_hand_{next(_NAMES)}"
     gt = [{"file_name": "x.png", "image_id": 1, "height": 100, "width": 200,
            "annotations": annotations}]
     from detectron2.data import DatasetCatalog
     DatasetCatalog.register(name, lambda: gt)
-    evaluator = CityPersonsEvaluator(name, distributed=False)
+    evaluator = CityPersonsEvaluator(name, distributed=False, zero_miss_rate=zero_miss_rate)
     evaluator.reset()
     inst = Instances((100, 200), pred_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32)
                                                  .reshape(-1, 4)),
@@ -133,12 +133,16 @@ def test_evaluator_hand_computed(tmp_path):
     crowd = _ann(100, 10, 80, 80, ignore=1)
     # A perfect hit and a false alarm inside the ignore region (absorbed): no miss, no FP.
     res = _evaluate(tmp_path, [person, crowd], [[10, 10, 40, 70], [110, 20, 150, 80]], [0.9, 0.8])
-    assert res["MR2_Reasonable"] == pytest.approx(1e-8)  # 1e-10 floor, in percent
-    assert res["MR2_Reasonable_small"] == pytest.approx(1e-8)
+    assert res["MR2_Reasonable"] == 0.0  # the official script's 0.00%
+    assert res["MR2_Reasonable_small"] == 0.0
     assert math.isnan(res["MR2_Reasonable_occ=heavy"])  # no heavily occluded person
     # The same false alarm outside the ignore region at a higher score: at FPPI 1 the recall is
-    # 1 but below FPPI 1 nothing is found, so 8 of 9 reference points miss: exp(8/9 * log 1).
+    # 1 but below FPPI 1 nothing is found, so 8 of 9 reference points miss and one is 0: the
+    # official arithmetic (log 0) gives 0, Caltech's floor (1e-10) ** (1/9).
     res = _evaluate(tmp_path, [person], [[10, 10, 40, 70], [110, 20, 150, 80]], [0.5, 0.8])
+    assert res["MR2_Reasonable"] == 0.0
+    res = _evaluate(tmp_path, [person], [[10, 10, 40, 70], [110, 20, 150, 80]], [0.5, 0.8],
+                    zero_miss_rate="caltech_floor")
     assert res["MR2_Reasonable"] == pytest.approx(100 * math.exp(math.log(1e-10) / 9))
     # Visibility filter: a heavily occluded person counts for occ=heavy only.
     occluded = _ann(10, 10, 30, 60, vis=0.4)

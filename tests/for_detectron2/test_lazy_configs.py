@@ -118,3 +118,21 @@ def test_fcos_from_its_lazyconfig_trains_with_the_same_conversion(tmp_path, monk
     lazy_training.run(cfg, args)
     rows = [json.loads(r) for r in (tmp_path / "out" / "metrics.json").read_text().splitlines()]
     assert [r["iteration"] for r in rows if "hkt_alpha" in r] == [0, 1]
+
+
+def test_train_net_reports_a_missing_teacher_file_in_one_line(tmp_path):
+    env = dict(os.environ, HYBRIDKT_DATA=str(tmp_path / "data"), PYTHONWARNINGS="ignore",
+               OMP_NUM_THREADS="1")
+    command = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
+               str(REPO / "configs" / "detectron2" / "hybridkt-r18-fpn-synthetic.yaml"),
+               "MODEL.HYBRIDKT.TEACHER.WEIGHTS", str(tmp_path / "gone.pth"),
+               "OUTPUT_DIR", str(tmp_path / "out")]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_net: ") and "gone.pth" in last
+    assert "Traceback" not in done.stderr
+    debug = subprocess.run(command + ["--debug"], cwd=REPO, env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

@@ -134,8 +134,8 @@ def test_train_seg_amp_without_a_gpu_fails_before_building(tmp_path):
                  "--work-dir", str(tmp_path)])
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "train_seg: --amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs CUDA autocast "
-        "only); drop --amp on this machine.")
+        "train_seg: ValueError: --amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs CUDA "
+        "autocast only); drop --amp on this machine.")
     assert not list(tmp_path.iterdir())  # nothing was built or written
 
 

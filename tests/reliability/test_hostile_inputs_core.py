@@ -167,3 +167,38 @@ def test_exported_file_has_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0o600
+
+
+# ----------------------------------------------------------------------------- the teacher
+def test_a_teacher_that_is_the_student_is_refused_at_build():
+    from hybridkt_ext.core import HybridForward
+    from tests.toy_models import ToyNet, staged
+
+    student = staged(ToyNet())
+    with pytest.raises(ValueError, match="share the same module.*0 trainable"):
+        HybridForward(student, student)
+    shared, other = ToyNet(), ToyNet()
+    other.features[0] = shared.features[0]  # one block in both networks
+    with pytest.raises(ValueError, match=r"share 3 parameters \(e.g. 'features.0.0.weight'\)"):
+        HybridForward(staged(shared), staged(other))
+
+
+@pytest.mark.parametrize("unfreeze", ["train", "requires_grad"])
+def test_a_teacher_unfrozen_by_the_user_is_frozen_again_before_the_step(unfreeze):
+    torch.manual_seed(0)
+    engine, head = make_engine()
+    teacher = engine.teacher
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    if unfreeze == "train":
+        teacher.train()  # would let its BatchNorm statistics drift
+    else:
+        teacher.requires_grad_(True)  # would let an optimiser train it
+    optimizer = torch.optim.SGD(engine.parameters(), lr=0.1)
+    with pytest.warns(UserWarning, match="frozen again before this step"):
+        feats = engine.forward_hybrid(torch.randn(4, 3, 16, 16))
+    sum(f[-1].square().mean() for f in (feats.student_first, feats.teacher_first)).backward()
+    optimizer.step()
+    assert not any(m.training for m in teacher.modules())
+    assert not any(p.requires_grad for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key

@@ -495,10 +495,28 @@ def test_export_onto_its_own_input_is_refused(tmp_path):
         _export_tool().main([str(_small_config(tmp_path)), str(checkpoint), str(checkpoint),
                              "--overwrite"])
     except SystemExit as done:
-        assert "is the input checkpoint" in str(done.code)
+        assert "which this export reads or writes" in str(done.code)
     else:
         pytest.fail("exporting onto the input checkpoint was not refused")
     assert checkpoint.read_bytes() == data
+
+
+@pytest.mark.parametrize("case", ["out_is_the_plain_config", "plain_config_is_the_input"])
+def test_export_outputs_that_are_each_other_or_the_config_are_refused(tmp_path, case):
+    checkpoint = _hybrid_checkpoint(tmp_path / "iter_2.pth")
+    config = _small_config(tmp_path)
+    config_text = config.read_text()
+    out = tmp_path / "x.py"
+    out.write_text("# the user's file\n")
+    args = ([str(config), str(checkpoint), str(out), "--plain-config", str(out)]
+            if case == "out_is_the_plain_config"
+            else [str(config), str(checkpoint), str(tmp_path / "student.pth"), "--plain-config",
+                  str(config), "--overwrite"])
+    with pytest.raises(SystemExit) as done:
+        _export_tool().main(args)
+    assert "which this export reads or writes" in str(done.value.code)
+    assert out.read_text() == "# the user's file\n" and config.read_text() == config_text
+    assert not (tmp_path / "student.pth").exists()
 
 
 def test_export_failing_mid_write_leaves_neither_output(tmp_path, monkeypatch):
