@@ -14,7 +14,7 @@ STAMP="$VENV/.hybridkt_stack"
 want=$(cat tools/setup_env.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c "import torch, torchvision, mmcv.ops, mmseg.models, hybridkt_ext" 2>/dev/null; then
+    && "$VENV/bin/python" -c "import torch, torchvision, mmcv.ops, mmseg.models, mmdet.models, hybridkt_ext" 2>/dev/null; then
   echo "setup: .venv is up to date"
   exit 0
 fi
@@ -29,7 +29,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   echo "setup: installing mmcv 2.1.0 with ops (compiles from source the first time, ~10 min on 2 cores)"
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$PIP" install -q --no-build-isolation mmcv==2.1.0
 fi
-"$PIP" install -q --no-build-isolation -e ".[mmseg,mmpretrain,dev]"
-"$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmpretrain.models, hybridkt_ext"
+"$PIP" install -q --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev]"
+"$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmdet.models, mmpretrain.models, hybridkt_ext"
 echo "$want" > "$STAMP"
 echo "setup: .venv ready"

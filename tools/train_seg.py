@@ -9,128 +9,19 @@ Examples:
   (without CUDA: one process per core with gloo, env_cfg.dist_cfg.backend='gloo')
   python tools/train_seg.py CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
 
-Resuming restores the model, optimiser, schedule, message hub and data order; the teacher
-is rebuilt from its own file and must be the one the checkpoint was trained with (see
-hybridkt_ext/for_mmseg/hybrid_kt_hook.py). Dropout masks after a resume differ from those of
-an uninterrupted run (mmengine re-seeds rather than restores torch's generator).
+The tool itself is hybridkt_ext/for_mmseg/training_tool.py (shared with tools/train_det.py).
 """
-from __future__ import annotations
-
-import argparse
-import logging
-import os
-import os.path as osp
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-from hybridkt_ext.for_mmseg import (  # noqa: E402  (registers HybridBackbone & co.)
-    prepare_cpu_distributed, trust_checkpoints_of_run)
-from hybridkt_ext.for_mmseg.work_dir_guard import claim_work_dir  # noqa: E402
-from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a segmentor (hybrid forward aware)")
-    parser.add_argument("config", help="train config file path")
-    parser.add_argument("--work-dir", help="the dir to save logs and models")
-    parser.add_argument("--resume", action="store_true", default=False,
-                        help="resume from the latest intact checkpoint in the work_dir")
-    parser.add_argument("--overwrite", action="store_true", default=False,
-                        help="start a new run in a work_dir that holds a previous run's "
-                             "checkpoints (they are replaced)")
-    parser.add_argument("--amp", action="store_true", default=False,
-                        help="enable automatic-mixed-precision training")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction,
-                        help="override config settings, xxx=yyy (as mmseg's tools/train.py)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
-                        default="none", help="job launcher")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="unpickle any class in the checkpoints read (teacher, load_from, "
-                             "resume): only for files you trust, a pickle can run code")
-    # torch.distributed launchers pass --local-rank (>= 2.0) or --local_rank.
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
-    return args
-
-
-def build_config(args: argparse.Namespace) -> Config:
-    """The config with CLI overrides applied, exactly as mmseg's train.py does."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:  # CLI > config > config file name
-        cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir", None) is None:
-        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
-    if args.amp:
-        import torch
-
-        if not torch.cuda.is_available():  # mmengine would assert it after building the model
-            raise ValueError("--amp needs a CUDA GPU (mmengine's AmpOptimWrapper runs CUDA "
-                             "autocast only); drop --amp on this machine.")
-        if cfg.optim_wrapper.type == "AmpOptimWrapper":
-            print_log("AMP training is already enabled in your config.", logger="current",
-                      level=logging.WARNING)
-        else:
-            if cfg.optim_wrapper.type != "OptimWrapper":
-                raise ValueError("--amp needs optim_wrapper.type='OptimWrapper', got "
-                                 f"{cfg.optim_wrapper.type!r}.")
-            cfg.optim_wrapper.type = "AmpOptimWrapper"
-            cfg.optim_wrapper.loss_scale = "dynamic"
-    cfg.resume = args.resume
-    if args.trust_checkpoint:
-        trust_checkpoints_of_run(cfg)
-    check_schedule(cfg)
-    return cfg
-
-
-def check_schedule(cfg: Config) -> None:
-    """Refuses a schedule or batch size that would train nothing, before anything is built."""
-    loop = cfg.get("train_cfg") or {}
-    for key in ("max_iters", "max_epochs"):
-        if key in loop and not (isinstance(loop[key], int) and loop[key] >= 1):
-            raise ValueError(f"train_cfg.{key}={loop[key]!r} trains nothing; give a positive "
-                             "integer.")
-    batch = (cfg.get("train_dataloader") or {}).get("batch_size")
-    if batch is not None and not (isinstance(batch, int) and batch >= 1):
-        raise ValueError(f"train_dataloader.batch_size={batch!r}; give a positive integer.")
-
-
-def train(args: argparse.Namespace) -> None:
-    cfg = build_config(args)
-    main_process = os.environ.get("RANK", "0") == "0"
-    with claim_work_dir(cfg.work_dir, args.resume, args.overwrite, main_process) as claim:
-        for path in claim.skipped:
-            print(f"train_seg: --resume skips {path}: the file is damaged (an interrupted "
-                  f"save?); resuming from {claim.resume_from.name}.", file=sys.stderr)
-        if claim.resume_from is not None:
-            cfg.load_from = str(claim.resume_from)  # mmengine resumes from load_from
-        prepare_cpu_distributed(cfg)
-        runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
-        try:
-            runner.train()
-        except ValueError as err:
-            if "Expected more than 1 value per channel" not in str(err):
-                raise
-            raise ValueError(
-                f"{err}: a BatchNorm layer after global pooling (DeepLab's ASPP image pool, "
-                "PSP's 1x1 bin) saw one sample. Train with train_dataloader.batch_size >= 2 "
-                "per process, or SyncBN across several processes.") from err
+import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co. in mmseg)
+from hybridkt_ext.for_mmseg import training_tool  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    run_tool("train_seg", lambda: train(args), args.debug)
+    training_tool.main("train_seg", "Train a segmentor (hybrid forward aware)", argv)
 
 
 if __name__ == "__main__":

@@ -102,9 +102,9 @@ def mmseg_backbone_stages(model: nn.Module) -> tuple[StagedBackbone, tuple[int, 
         UnsupportedBackboneError: the backbone is not one chain of stages (the message says
             why) or is of a type no splitter knows (the message lists those that work).
     """
-    for cls, splitter in _REGISTERED:  # the user's first: they may refine a built-in type
-        if isinstance(model, cls):
-            return splitter(model)
+    splitter = registered_splitter(model)
+    if splitter is not None:  # the user's first: they may refine a built-in type
+        return splitter(model)
     if isinstance(model, VGG16):
         staged = model.staged()
         return staged, tuple(model.out_indices)
@@ -121,6 +121,11 @@ def mmseg_backbone_stages(model: nn.Module) -> tuple[StagedBackbone, tuple[int, 
         f"that work: {', '.join(supported_types())}. For another chain-structured backbone, "
         "declare its stages with hybridkt_ext.core.cut_into_stages and register the function "
         "with hybridkt_ext.for_mmseg.register_stage_splitter(BackboneClass).")
+
+
+def registered_splitter(model: nn.Module) -> Splitter | None:
+    """The splitter a user registered for ``model``'s class (or a base of it), if any."""
+    return next((splitter for cls, splitter in _REGISTERED if isinstance(model, cls)), None)
 
 
 def register_stage_splitter(cls: type) -> Callable[[Splitter], Splitter]:

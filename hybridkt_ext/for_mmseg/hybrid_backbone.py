@@ -25,7 +25,7 @@ from hybridkt_ext.core import (HybridFeatures, HybridForward, HybridTrainingErro
 from hybridkt_ext.core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
                                              check_transfer_mode)
 
-from .backbone_stages import mmseg_backbone_stages, refuse_if_not_a_chain
+from .backbone_source import BackboneSource, mmseg_source
 from .teacher_builder import build_teacher
 
 STUDENT_PREFIX = "engine.student.model."
@@ -55,6 +55,11 @@ class HybridBackbone(BaseModule):
         init_cfg: must be None: the student's own config carries its init.
     """
 
+    @staticmethod
+    def backbone_source() -> BackboneSource:
+        """Builds the student and unscoped teacher types; the mmdet adapter returns its own."""
+        return mmseg_source()
+
     def __init__(self, student: dict, teacher: dict | None = None, transfer: str = "hybrid",
                  switch_points: Sequence[int] | None = None, stage_groups: dict | None = None,
                  student_input: dict | None = None, fitnet: dict | None = None,
@@ -75,18 +80,19 @@ class HybridBackbone(BaseModule):
         if transfer != "none" and teacher is None:
             raise ValueError(f"HybridBackbone: transfer={transfer!r} needs a `teacher` spec; "
                              "use transfer='none' to train the student alone.")
-        kind = student["type"]
-        refuse_if_not_a_chain(kind)  # before building: VPD, say, fails inside mmseg otherwise
-        if isinstance(kind, str) and MODELS.get(kind) is None:
-            close = difflib.get_close_matches(kind, list(MODELS.module_dict), n=3)
+        kind, source = student["type"], self.backbone_source()
+        # Before building: VPD, say, fails inside mmseg otherwise.
+        source.refuse_if_not_a_chain(kind)
+        if isinstance(kind, str) and source.registry.get(kind) is None:
+            close = difflib.get_close_matches(kind, list(source.registry.module_dict), n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"HybridBackbone: student.type={kind!r} is not a registered mmseg "
-                             f"backbone.{hint} Custom backbones must be imported first "
-                             "(custom_imports).")
+            raise ValueError(f"HybridBackbone: student.type={kind!r} is not a registered "
+                             f"{source.framework} backbone.{hint} Custom backbones must be "
+                             "imported first (custom_imports).")
         self.transfer = transfer
-        plain = MODELS.build(student)
+        plain = source.registry.build(student)
         # The stage producing each feature the plain student returns, in its order.
-        staged, self.out_indices = mmseg_backbone_stages(plain)
+        staged, self.out_indices = source.stages(plain)
         convention = InputConvention(**dict(student_input)) if student_input else None
         self._student_input_given = convention is not None
         self.teacher_random_init = False
@@ -94,7 +100,7 @@ class HybridBackbone(BaseModule):
             self.engine = HybridForward(staged, out_indices=self.out_indices)
             self.transfer_step = TransferStep(self.engine, transfer, balancer)
             return
-        teacher_staged, teacher_input = build_teacher(teacher)
+        teacher_staged, teacher_input = build_teacher(teacher, source)
         # No checkpoint: a random teacher, allowed for smoke runs only; the hook logs it and
         # every checkpoint's meta records it.
         self.teacher_random_init = isinstance(teacher, dict) and teacher.get("checkpoint") is None

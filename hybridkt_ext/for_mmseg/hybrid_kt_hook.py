@@ -254,6 +254,12 @@ class HybridKTHook(Hook):
         # is a fresh start where another teacher may be intended; evaluation uses the student
         # path only. mmengine 0.10.7 keeps "resuming" only in Runner._resume; a runner without
         # it is treated as resuming, the strict case.
+        if getattr(runner, "_resume", True) and record.get("teacher_random_init"):
+            raise TeacherMismatchError(
+                "HybridKTHook: this run's teacher had no checkpoint (allow_random_init=True): it "
+                "is drawn anew at every build, so the run cannot be resumed with the teacher it "
+                "was trained with. Train with a teacher file (model.backbone.teacher.checkpoint) "
+                "to be able to resume, or start a new run.")
         if getattr(runner, "_resume", True):
             raise TeacherMismatchError(
                 message + " Restore the original teacher file at "

@@ -23,6 +23,10 @@ HYBRID_ONLY_PREFIXES = ("backbone.engine.", "backbone.transfer_loss.")
 _PLAIN_DATASETS = {"SyntheticCityscapesDataset": "CityscapesDataset",
                    "CheckedCityscapesDataset": "CityscapesDataset"}
 _ADAPTER_MODULE = "hybridkt_ext"
+# Data types with no plain framework equivalent: a plain config naming them keeps the
+# adapter's import (for the data only; the model is plain).
+_ADAPTER_DATA_TYPES = frozenset({"GTA5Dataset", "SyntheticGTA5Dataset", "CityPersonsDataset",
+                                 "SyntheticCityPersonsDataset", "CityPersonsMetric"})
 
 
 def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
@@ -115,12 +119,26 @@ def _plain_datasets(node: Any) -> Any:
     return node
 
 
+def _types(node: Any) -> set[str]:
+    """Every ``type`` named anywhere in a config tree."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("type"), str):
+            found.add(node["type"])
+        node = list(node.values())
+    if isinstance(node, (list, tuple)):
+        for value in node:
+            found |= _types(value)
+    return found
+
+
 def plain_student_config(cfg: Config) -> Config:
-    """The hybrid config with the student as the backbone and every hybridkt reference removed.
+    """The hybrid config (mmseg or mmdet) with the student as the backbone and no hybridkt model.
 
     Synthetic and checked Cityscapes data become mmseg's CityscapesDataset over the same
-    folder (synthetic data must have been generated already); GTA5 datasets stay (they need
-    this package).
+    folder (synthetic data must have been generated already). Data with no plain equivalent
+    (GTA5, CityPersons and its MR^-2 metric) stays, and so does the adapter import it needs;
+    the model part never needs this package.
     """
     data = copy.deepcopy(cfg.to_dict())
     model = data["model"]
@@ -131,16 +149,16 @@ def plain_student_config(cfg: Config) -> Config:
     if model.get("type") == "HybridEncoderDecoder":
         model["type"] = "EncoderDecoder"
     model.pop("balance", None)
+    hooks = [h for h in data.get("custom_hooks", []) if h.get("type") != "HybridKTHook"]
+    data["custom_hooks"] = hooks
+    data = _plain_datasets(data)
     imports = data.get("custom_imports")
-    if imports:
+    if imports and not _types(data) & _ADAPTER_DATA_TYPES:
         kept = [m for m in imports.get("imports", []) if not m.startswith(_ADAPTER_MODULE)]
         if kept:
             imports["imports"] = kept
         else:
             data.pop("custom_imports")
-    hooks = [h for h in data.get("custom_hooks", []) if h.get("type") != "HybridKTHook"]
-    data["custom_hooks"] = hooks
-    data = _plain_datasets(data)
     return Config(data)
 
 

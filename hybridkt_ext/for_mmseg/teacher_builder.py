@@ -26,7 +26,6 @@ import difflib
 import re
 from typing import Iterable
 
-from mmseg.registry import MODELS
 from torch import nn
 
 from hybridkt_ext.core import InputConvention, StagedBackbone, TeacherCheckpointError
@@ -35,7 +34,7 @@ from hybridkt_ext.core.teacher_loading import load_teacher
 from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
 
-from .backbone_stages import refuse_if_not_a_chain, split_mmseg_backbone
+from .backbone_source import BackboneSource, mmseg_source
 from .teacher_config import (backbone_from_config, backbone_of_checkpoint, config_hints,
                              structural_differences)
 
@@ -55,12 +54,12 @@ def _constructor_error(kind: str, err: Exception) -> str:
             f"{list(SPEC_KEYS)} is passed to the {kind} constructor.")
 
 
-def _build_mmseg_model(cfg: dict) -> nn.Module:
-    kind = cfg["type"]
-    if MODELS.get(kind) is None:
+def _build_backbone(cfg: dict, source: BackboneSource) -> nn.Module:
+    kind, models = cfg["type"], source.registry
+    if models.get(kind) is None:
         raise ValueError(
-            f"teacher.type={kind!r} is neither a registered mmseg backbone nor "
-            f"'torchvision.<name>' / 'timm.<name>'.{_did_you_mean(kind, MODELS.module_dict)} "
+            f"teacher.type={kind!r} is neither a registered {source.framework} backbone nor "
+            f"'torchvision.<name>' / 'timm.<name>'.{_did_you_mean(kind, models.module_dict)} "
             "Custom backbones must be imported first (custom_imports); or name the teacher by "
             "its training config, teacher=dict(config=..., checkpoint=...).")
     if cfg.get("pretrained") or cfg.get("init_cfg"):
@@ -68,7 +67,7 @@ def _build_mmseg_model(cfg: dict) -> nn.Module:
                          "`pretrained`/`init_cfg`, which mmengine would apply at init_weights.")
     cfg = {k: v for k, v in cfg.items() if k not in ("pretrained", "init_cfg")}
     try:
-        return MODELS.build(cfg)
+        return models.build(cfg)
     except TypeError as err:
         raise ValueError(_constructor_error(kind, err)) from err
 
@@ -91,8 +90,11 @@ def _network(spec: dict) -> tuple[dict, InputConvention | None, str | None]:
     return backbone, convention, "backbone."
 
 
-def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
+def build_teacher(spec: dict, source: BackboneSource | None = None
+                  ) -> tuple[StagedBackbone, InputConvention | None]:
     """Builds, splits and loads the teacher; returns it and its input convention.
+
+    ``source``: the framework whose registry builds a backbone dict (default: mmseg's).
 
     The teacher is not yet frozen here; HybridForward freezes it.
 
@@ -114,31 +116,33 @@ def build_teacher(spec: dict) -> tuple[StagedBackbone, InputConvention | None]:
         loading.setdefault("prefix", prefix)
     # Everything that needs no model is checked first, so a typo fails in milliseconds.
     teacher = TeacherSpec.from_mapping(loading)
+    source = source or mmseg_source()
     kind = network["type"]
-    refuse_if_not_a_chain(kind)
+    source.refuse_if_not_a_chain(kind)
     if is_zoo_name(kind):
         model = build_zoo_model(kind, {k: v for k, v in network.items() if k != "type"})
         staged = split_zoo_model(kind, model)
     else:
-        model = _build_mmseg_model(network)
-        staged = split_mmseg_backbone(model)
+        model = _build_backbone(network, source)
+        staged = source.stages(model)[0]
     state = None
     if teacher.checkpoint is not None:
         state, meta = read_weights_and_meta(teacher.checkpoint, trust=teacher.trust_checkpoint)
         trained = backbone_of_checkpoint(meta)
         if trained is not None and not is_zoo_name(kind):
-            _check_training_config(network, model, trained, teacher.checkpoint)
+            _check_training_config(network, model, trained, teacher.checkpoint, source)
     load_teacher(staged, teacher, state=state)
     return staged, teacher.input or convention
 
 
-def _check_training_config(network: dict, model: nn.Module, trained: dict, path: str) -> None:
+def _check_training_config(network: dict, model: nn.Module, trained: dict, path: str,
+                           source: BackboneSource) -> None:
     """Refuses a teacher that is not the network its checkpoint was trained as."""
     if trained.get("type") != network.get("type"):
         differences = [f"type {network.get('type')!r} here vs {trained.get('type')!r}"]
     else:
         try:
-            differences = structural_differences(model, _build_mmseg_model(trained))
+            differences = structural_differences(model, _build_backbone(trained, source))
         except Exception:  # the training config needs imports we lack: nothing to compare
             return
     if differences:

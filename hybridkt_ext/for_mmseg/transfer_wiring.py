@@ -83,10 +83,16 @@ def install_transfer_step(segmentor: nn.Module) -> bool:
 
 
 def _preprocessor_convention(preprocessor: nn.Module | None) -> InputConvention | None:
-    """What a built SegDataPreProcessor feeds the backbone (mmcv loads images BGR)."""
+    """What a built data preprocessor feeds the backbone (mmcv loads images BGR).
+
+    mmseg's SegDataPreProcessor names the BGR->RGB switch ``channel_conversion``, mmengine's
+    ImgDataPreprocessor (mmdet's DetDataPreprocessor) ``_channel_conversion``.
+    """
     mean, std = getattr(preprocessor, "mean", None), getattr(preprocessor, "std", None)
     if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor) \
             or mean.numel() != 3:
         return None
-    order = "RGB" if getattr(preprocessor, "channel_conversion", False) else "BGR"
+    converts = getattr(preprocessor, "channel_conversion",
+                       getattr(preprocessor, "_channel_conversion", False))
+    order = "RGB" if converts else "BGR"
     return InputConvention(tuple(mean.flatten().tolist()), tuple(std.flatten().tolist()), order)

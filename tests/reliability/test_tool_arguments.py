@@ -121,11 +121,14 @@ def test_plot_alpha_refuses_to_replace_a_file_unless_asked(tmp_path):
     assert (tmp_path / "mine.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("name", ["train_seg", "test_seg", "export_seg_student", "demo_seg",
-                                  "train_cls", "reproduce", "plot_alpha"])
+@pytest.mark.parametrize("name", ["train_seg", "test_seg", "train_det", "test_det",
+                                  "export_seg_student", "demo_seg", "train_cls", "reproduce",
+                                  "plot_alpha"])
 def test_every_tool_offers_debug_for_the_traceback(name, capsys):
     if name.endswith("_seg") or name == "export_seg_student":
         pytest.importorskip("mmseg")
+    if name.endswith("_det"):
+        pytest.importorskip("mmdet")
     tool = _tool(name)
     with pytest.raises(SystemExit) as stop:
         (getattr(tool, "parse_args", None) or tool.main)(["--help"])

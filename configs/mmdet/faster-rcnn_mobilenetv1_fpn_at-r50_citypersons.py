@@ -1,0 +1,3 @@
+# Table 4 baseline: attention transfer on the teacher's stage features, same teacher.
+_base_ = './faster-rcnn_mobilenetv1_fpn_hybrid-r50_citypersons.py'
+model = dict(backbone=dict(transfer='at'))

@@ -1,0 +1,73 @@
+"""The test tool of the OpenMMLab adapters: mmseg's and mmdet's ``tools/test.py`` CLI.
+
+``tools/test_seg.py`` and ``tools/test_det.py`` are this module with the adapter imported.
+With a hybrid config the student is evaluated alone, through its plain config
+(``student_export.student_evaluation``): neither the teacher nor its file is needed. The
+checkpoint may be a hybrid training checkpoint (mapped to the student's keys) or an exported
+student; one that does not cover the model is refused, naming the missing keys.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Callable
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from hybridkt_ext.tool_errors import run_tool
+
+from .checkpoint_coverage import check_checkpoint_covers
+from .cpu_distributed import prepare_cpu_distributed
+from .student_export import student_evaluation
+from .training_tool import add_run_options, load_config, parse_run_args
+
+
+def parse_args(argv: list[str] | None = None, description: str = "Test (and eval) a model"
+               ) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("config", help="test config file path")
+    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument("--work-dir", help="where the metric results are dumped as json")
+    parser.add_argument("--out", help="where to save the predictions (mmseg: a directory of "
+                        "label maps; mmdet: a .pkl file of detections)")
+    parser.add_argument("--show-dir", help="directory where painted images are saved")
+    add_run_options(parser)
+    return parse_run_args(parser, argv)
+
+
+def evaluate(args: argparse.Namespace,
+             save_predictions: Callable[[Config, str], None] | None = None) -> dict:
+    """Evaluates ``args.checkpoint``; ``save_predictions(cfg, args.out)`` sets up ``--out``."""
+    cfg = load_config(args)
+    if args.out is not None:  # before anything is read: a bad --out fails at once
+        (save_predictions or save_segmentation_predictions)(cfg, args.out)
+    checkpoint = args.checkpoint
+    if (cfg.get("model") or {}).get("backbone", {}).get("type") == "HybridBackbone":
+        # Evaluation runs the student alone: its plain config, no teacher file needed.
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        cfg, checkpoint = student_evaluation(cfg, checkpoint, cfg.work_dir,
+                                             trust=args.trust_checkpoint)
+    cfg.load_from = str(checkpoint)
+    if args.show_dir:
+        cfg.default_hooks.visualization.draw = True
+        cfg.visualizer.save_dir = args.show_dir
+    prepare_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_covers(runner.model, checkpoint, trust=args.trust_checkpoint)
+    metrics = runner.test()
+    print(metrics)
+    return metrics
+
+
+def save_segmentation_predictions(cfg: Config, out: str) -> None:
+    """mmseg's ``--out``: IoUMetric writes the label maps into the directory ``out``."""
+    cfg.test_evaluator["output_dir"] = out
+    cfg.test_evaluator["keep_results"] = True
+
+
+def main(tool: str, description: str, argv: list[str] | None = None,
+         save_predictions: Callable[[Config, str], None] | None = None) -> dict:
+    """The whole tool: ``tool`` names it in its one-line errors."""
+    args = parse_args(argv, description)
+    return run_tool(tool, lambda: evaluate(args, save_predictions), args.debug)
