@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 PIP="$VENV/bin/pip"
+# -qq: pip's own notices (index locations, deprecations) stay off the console; errors show.
+PIP_QUIET=-qq
 STAMP="$VENV/.hybridkt_stack"
 want=$(cat tools/setup_env.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 
@@ -20,16 +22,18 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$PIP" install -q --upgrade "pip>=24"
+"$PIP" install $PIP_QUIET --upgrade "pip>=24"
 # The CPU wheel lying on disk cannot pair with torchvision 0.28.0: exclude it explicitly.
-"$PIP" install -q "torch==2.13.0,!=2.13.0+cpu" torchvision==0.28.0
+"$PIP" install $PIP_QUIET "torch==2.13.0,!=2.13.0+cpu" torchvision==0.28.0
 # mmcv 2.1.0's setup.py imports pkg_resources: setuptools must stay below 81.
-"$PIP" install -q "setuptools>=77,<81" wheel ninja numpy
+"$PIP" install $PIP_QUIET "setuptools>=77,<81" wheel ninja numpy
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   echo "setup: installing mmcv 2.1.0 with ops (compiles from source the first time, ~10 min on 2 cores)"
-  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$PIP" install -q --no-build-isolation mmcv==2.1.0
+  MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-2} "$PIP" install $PIP_QUIET --no-build-isolation mmcv==2.1.0
 fi
-"$PIP" install -q --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev]"
+# setuptools warns on every editable install that a same-named folder may shadow the package:
+# that folder is the package itself here.
+PYTHONWARNINGS=ignore "$PIP" install $PIP_QUIET --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev]"
 "$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmdet.models, mmpretrain.models, hybridkt_ext"
 echo "$want" > "$STAMP"
 echo "setup: .venv ready"
