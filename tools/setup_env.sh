@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the project virtual environment at .venv with the verified stack of DESIGN.md.
+# Builds the project virtual environment at .venv with the verified stack: the versions pinned
+# below and in pyproject.toml, checked together on CPU.
 #
 # Idempotent: a stamp records the hash of this script and of pyproject.toml, so a second run
 # with nothing changed only checks the imports (seconds). mmcv is compiled from the registry's
