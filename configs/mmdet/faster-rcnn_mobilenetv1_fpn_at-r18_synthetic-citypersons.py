@@ -1,0 +1,3 @@
+# Baseline of the synthetic hybrid config: attention transfer on the teacher's stages.
+_base_ = './faster-rcnn_mobilenetv1_fpn_hybrid-r18_synthetic-citypersons.py'
+model = dict(backbone=dict(transfer='at'))
