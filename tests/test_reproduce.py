@@ -89,18 +89,69 @@ def test_plots_are_written(tiny_run):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 200_000
 
 
-def test_detection_skips_without_detectron2(monkeypatch, tmp_path):
+def _without(monkeypatch, *frameworks):
     import importlib.util
-
-    from hybridkt_ext.reproduction import detection
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "detectron2" else real(name, *a))
-    summary = run_experiments(["detection"], tmp_path, tmp_path, seeds=[0], quick=True,
-                              progress=lambda _: None)
-    assert "detectron2 is not installed" in summary["detection"]["skipped"]
-    assert detection.detectron2_missing() is not None
+                        lambda name, *a: None if name in frameworks else real(name, *a))
+
+
+def test_detection_skips_when_its_framework_is_missing(monkeypatch, tmp_path):
+    _without(monkeypatch, "detectron2", "mmdet")
+    for framework, said in (("detectron2", "detectron2 is not installed"),
+                            ("auto", "mmdet is not installed")):
+        summary = run_experiments(["detection"], tmp_path, tmp_path, seeds=[0], quick=True,
+                                  progress=lambda _: None, framework=framework, overwrite=True)
+        assert said in summary["detection"]["skipped"]
+        assert "Table 4" in summary["detection"]["skipped"]
+
+
+def test_detection_runs_on_mmdet_where_detectron2_is_missing(monkeypatch):
+    from hybridkt_ext.reproduction import detection
+
+    _without(monkeypatch, "detectron2")
+    backend, reason = detection.choose_framework("auto")
+    assert reason is None and backend.NAME == "mmdet"
+    with pytest.raises(ValueError, match="choose from"):
+        detection.choose_framework("mmdetection")
+
+
+def test_an_option_no_chosen_experiment_takes_is_refused(tmp_path):
+    from hybridkt_ext.reproduction.runner import split_options
+
+    with pytest.raises(ValueError, match=r"iters \(taken by \['segmentation', 'detection'\]\)"):
+        run_experiments(["classification"], tmp_path, tmp_path, seeds=[0], quick=True,
+                        progress=lambda _: None, iters=10)
+    with pytest.raises(ValueError, match="epoch"):
+        split_options(["classification"], {"epoch": 3})  # misspelt: taken by none
+    assert not (tmp_path / "summary.json").exists()  # refused before anything ran
+    shares = split_options(["classification", "detection"],
+                           {"epochs": 2, "iters": 5, "jobs": None, "framework": "mmdet"})
+    assert shares == {"classification": {"epochs": 2},
+                      "detection": {"iters": 5, "framework": "mmdet"}}
+
+
+def test_a_diverged_detection_run_is_a_nan_row_and_other_failures_stop(tmp_path):
+    import math
+    import sys
+    from types import SimpleNamespace
+
+    from hybridkt_ext.reproduction.detection import METRICS, DetectionTables, Run, _train
+
+    def backend(message):
+        code = f"import sys; sys.stderr.write({message!r}); sys.exit(1)"
+        return SimpleNamespace(command=lambda *a: [sys.executable, "-c", code])
+
+    found, rows, _ = _train(backend("train_det: NonFiniteLossError: L1 is nan at step 7"),
+                            Run(0, "hybrid"), tmp_path, tmp_path / "t.pth", [])
+    assert set(found) == set(METRICS) and all(math.isnan(v) for v in found.values())
+    tables = DetectionTables(fig8_too=False)
+    tables.add(Run(0, "hybrid"), found, rows)
+    assert "1 diverged" in tables.t4.to_markdown()
+    with pytest.raises(RuntimeError, match="(?s)hybrid seed 0 failed:.*no such file"):
+        _train(backend("train_det: FileNotFoundError: no such file"), Run(0, "hybrid"),
+               tmp_path, tmp_path / "t.pth", [])
 
 
 def test_detection_alpha_phases_average_the_logged_steps():
@@ -112,3 +163,25 @@ def test_detection_alpha_phases_average_the_logged_steps():
                       "alpha middle 40-60%": 14.5,  # alphas 12..17
                       "alpha last 10%": 28.0}  # alphas 27, 28, 29
     assert _alpha_phases(rows[:3])["alpha middle 40-60%"] == 1.0  # never an empty slice
+
+
+def test_a_diverged_classification_student_is_a_nan_row_never_a_crash(tmp_path, monkeypatch):
+    from hybridkt_ext.core import NonFiniteLossError
+    from hybridkt_ext.for_classification import experiment
+
+    real = experiment.train_student
+
+    def hybrid_diverges(mode, *args, **kwargs):
+        if mode == "hybrid":  # the dynamic-alpha row, which feeds Fig. 9 and Figs. 7/8 too
+            raise NonFiniteLossError("L1 is nan at step 3")
+        return real(mode, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train_student", hybrid_diverges)
+    run_experiments(["classification"], tmp_path, tmp_path, seeds=[0], quick=True,
+                    progress=lambda _: None, epochs=1, teacher_epochs=1, train_limit=64,
+                    modes=("none", "hybrid"), fixed_alphas=(), batch_size=64, near_gap=False)
+    table1 = json.loads((tmp_path / "table1_classification.json").read_text())["summary"]
+    hybrid = table1["hybrid forward (dynamic alpha)"]["top-1 (%)"]
+    assert hybrid["diverged"] == 1 and hybrid["n"] == 0
+    assert table1["no teacher"]["top-1 (%)"]["n"] == 1
+    assert "1 diverged" in (tmp_path / "fig78_alpha.md").read_text()

@@ -1,89 +1,15 @@
 #!/usr/bin/env python
 """Reproduce the paper's claims at small scale: tables (mean ± std over seeds) and plots.
 
-Examples:
-  python tools/reproduce.py --quick                  # every experiment, minutes
-  python tools/reproduce.py --experiments classification --seeds 3 --out docs/results \
-      --overwrite                                     # the tables the docs quote
-  python tools/reproduce.py --experiments segmentation --seeds 2 --iters 400
-
-Outputs in --out (default work_dirs/reproduce/results): <table>.md and <table>.json per table,
-PNG figures, summary.json (settings, seeds, wall time per experiment). An --out may gather the
-experiments of several runs; one it already holds is replaced only with --overwrite. Training
-work directories go to --work-dir.
+The clone's wrapper of hybridkt_ext/cli/reproduce.py, whose docstring has the examples;
+installed, the same tool is the command ``hybridkt-reproduce``.
 """
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-from hybridkt_ext.cli_arguments import positive_int  # noqa: E402
-from hybridkt_ext.reproduction.runner import EXPERIMENTS, run_experiments  # noqa: E402
-from hybridkt_ext.tool_errors import add_debug_flag, run_tool  # noqa: E402
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--experiments", default=",".join(EXPERIMENTS),
-                   help=f"comma-separated subset of {EXPERIMENTS}")
-    p.add_argument("--quick", action="store_true",
-                   help="reduced epochs/iterations: all experiments in minutes on 2 CPU cores")
-    p.add_argument("--seeds", type=positive_int, default=None,
-                   help="number of seeds (0..N-1); default 2 with --quick, 3 otherwise")
-    p.add_argument("--out", type=Path, default=Path("work_dirs/reproduce/results"),
-                   help="tables (.md, .json), plots (.png) and summary.json")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of these experiments already in --out")
-    p.add_argument("--work-dir", type=Path, default=Path("work_dirs/reproduce"),
-                   help="checkpoints and training logs")
-    p.add_argument("--epochs", type=positive_int, default=None,
-                   help="classification: student epochs")
-    p.add_argument("--teacher-epochs", type=positive_int, default=None,
-                   help="classification: teacher epochs")
-    p.add_argument("--train-limit", type=positive_int, default=None,
-                   help="classification: keep only this many training digits")
-    p.add_argument("--iters", type=positive_int, default=None,
-                   help="segmentation/detection: student iterations")
-    p.add_argument("--teacher-iters", type=positive_int, default=None,
-                   help="segmentation: teacher iterations")
-    p.add_argument("--jobs", type=positive_int, default=1,
-                   help="detection: training runs side by side, one thread each (2 on an "
-                        "idle 2-core machine halves its wall time)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="torch CPU threads (default 1: on a shared 2-core machine one thread "
-                        "per process is ~3x faster than oversubscribed threads)")
-    add_debug_flag(p)
-    args = p.parse_args(argv)
-    args.experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
-    bad = [e for e in args.experiments if e not in EXPERIMENTS]
-    if bad:
-        p.error(f"--experiments has {bad}; choose from {EXPERIMENTS}")
-    if args.seeds is None:
-        args.seeds = 2 if args.quick else 3
-    return args
-
-
-def reproduce(args: argparse.Namespace) -> int:
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    run_experiments(args.experiments, args.out, args.work_dir, range(args.seeds), args.quick,
-                    overwrite=args.overwrite, epochs=args.epochs,
-                    teacher_epochs=args.teacher_epochs, train_limit=args.train_limit,
-                    iters=args.iters, teacher_iters=args.teacher_iters, jobs=args.jobs)
-    print(f"tables and plots in {args.out}")
-    return 0
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    return run_tool("reproduce", lambda: reproduce(args), args.debug)
-
+from hybridkt_ext.cli.reproduce import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

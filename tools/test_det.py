@@ -1,26 +1,15 @@
 #!/usr/bin/env python
 """Test (and evaluate) a detector checkpoint (mmdet's tools/test.py CLI).
 
-With a hybrid config the student is evaluated alone, through its plain config: neither the
-teacher nor its file is needed. The checkpoint may be a hybrid training checkpoint or an
-exported student. On CityPersons the metric is MR^-2 (CityPersonsMetric); ``--out x.pkl``
-dumps the detections as mmdet's test.py does. The tool itself is
-hybridkt_ext/for_mmseg/testing_tool.py (shared with tools/test_seg.py).
+The clone's wrapper of hybridkt_ext/cli/test_det.py, whose docstring has the examples; installed,
+the same tool is the command ``hybridkt-test-det``.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-import hybridkt_ext.for_mmdet  # noqa: E402,F401  (registers HybridBackbone & co. in mmdet)
-from hybridkt_ext.for_mmdet.predictions import dump_detections  # noqa: E402
-from hybridkt_ext.for_mmseg import testing_tool  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> dict:
-    return testing_tool.main("test_det", "Test (and eval) a detector", argv,
-                             save_predictions=dump_detections)
-
+from hybridkt_ext.cli.test_det import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,23 +1,15 @@
 #!/usr/bin/env python
 """Test (and evaluate) a segmentor checkpoint with mmseg's IoUMetric (mmseg's tools/test.py CLI).
 
-With a hybrid config the student is evaluated alone, through its plain config: neither the
-teacher nor its file is needed. The checkpoint may be a hybrid training checkpoint (mapped to
-the student's keys) or an exported student (tools/export_seg_student.py). The tool itself is
-hybridkt_ext/for_mmseg/testing_tool.py (shared with tools/test_det.py).
+The clone's wrapper of hybridkt_ext/cli/test_seg.py, whose docstring has the examples; installed,
+the same tool is the command ``hybridkt-test-seg``.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co. in mmseg)
-from hybridkt_ext.for_mmseg import testing_tool  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> dict:
-    return testing_tool.main("test_seg", "Test (and eval) a segmentor", argv)
-
+from hybridkt_ext.cli.test_seg import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -1,28 +1,15 @@
 #!/usr/bin/env python
 """Train an mmseg segmentor, hybrid-forward configs included (mmseg's tools/train.py CLI).
 
-Examples:
-  python tools/train_seg.py \
-      configs/mmseg/deeplabv3_r18w8-d8_hybrid-r18w16-d8_1xb4-400_synthetic-cityscapes-64x128.py \
-      --cfg-options train_cfg.max_iters=4
-  torchrun --nproc_per_node=4 tools/train_seg.py CONFIG --launcher pytorch
-  (without CUDA: one process per core with gloo, env_cfg.dist_cfg.backend='gloo')
-  python tools/train_seg.py CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
-
-The tool itself is hybridkt_ext/for_mmseg/training_tool.py (shared with tools/train_det.py).
+The clone's wrapper of hybridkt_ext/cli/train_seg.py, whose docstring has the examples; installed,
+the same tool is the command ``hybridkt-train-seg``.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
 
-import hybridkt_ext.for_mmseg  # noqa: E402,F401  (registers HybridBackbone & co. in mmseg)
-from hybridkt_ext.for_mmseg import training_tool  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> None:
-    training_tool.main("train_seg", "Train a segmentor (hybrid forward aware)", argv)
-
+from hybridkt_ext.cli.train_seg import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

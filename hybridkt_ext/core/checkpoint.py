@@ -116,7 +116,8 @@ def _as_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def read_checkpoint(path: str | os.PathLike[str], trust: bool = False
+def read_checkpoint(path: str | os.PathLike[str], trust: bool = False,
+                    error: type[CheckpointFileError] = CheckpointFileError
                     ) -> dict[str, torch.Tensor]:
     """Reads the weights of a checkpoint file as a flat ``{name: tensor}`` dict on the CPU.
 
@@ -130,19 +131,22 @@ def read_checkpoint(path: str | os.PathLike[str], trust: bool = False
     Args:
         path: the checkpoint file.
         trust: unpickle any class the file names (only for files you trust).
+        error: the class of the errors raised (a reader of teacher files passes
+            ``TeacherCheckpointError``).
 
     Returns:
         The weights, keyed by their names in the checkpoint.
 
     Raises:
-        TeacherCheckpointError: the file is missing, empty, corrupt, not a checkpoint, or holds
-            no mapping of weights.
+        CheckpointFileError (``error``): the file is missing, empty, corrupt, not a
+            checkpoint, or holds no mapping of weights.
         UntrustedCheckpointError: the file names a class outside the allowlist.
     """
-    return read_weights_and_meta(path, trust)[0]
+    return read_weights_and_meta(path, trust, error)[0]
 
 
-def read_weights_and_meta(path: str | os.PathLike[str], trust: bool = False
+def read_weights_and_meta(path: str | os.PathLike[str], trust: bool = False,
+                          error: type[CheckpointFileError] = CheckpointFileError
                           ) -> tuple[dict[str, torch.Tensor], Mapping | None]:
     """``read_checkpoint``'s weights and the file's ``meta`` mapping (mmengine), if any.
 
@@ -150,14 +154,14 @@ def read_weights_and_meta(path: str | os.PathLike[str], trust: bool = False
     teacher builder compare the network it builds with the one the weights were trained in.
     """
     path = os.fspath(path)
-    obj = read_checkpoint_file(path, trust=trust, error=TeacherCheckpointError)
+    obj = read_checkpoint_file(path, trust=trust, error=error)
     if isinstance(obj, nn.Module):
-        raise TeacherCheckpointError(
+        raise error(
             f"{path}: holds a whole {type(obj).__name__} module, not a state dict; re-save it "
             "with torch.save(model.state_dict(), path)."
         )
     if not isinstance(obj, Mapping):
-        raise TeacherCheckpointError(
+        raise error(
             f"{path}: holds a {type(obj).__name__}, not a mapping of weights; pass a state "
             "dict or an mmengine/detectron2 checkpoint."
         )
@@ -173,7 +177,7 @@ def read_weights_and_meta(path: str | os.PathLike[str], trust: bool = False
             state[key] = tensor
     if not state:
         top = _format_list([repr(k) for k in obj])
-        raise TeacherCheckpointError(
+        raise error(
             f"{path}: the checkpoint holds no tensors (keys: {top or 'none'}); pass a state "
             "dict or an mmengine/detectron2 checkpoint with weights."
         )
@@ -308,7 +312,7 @@ def load_teacher_weights(
     """
     path = os.fspath(path)
     if state is None:
-        state = read_checkpoint(path, trust=trust)
+        state = read_checkpoint(path, trust=trust, error=TeacherCheckpointError)
     try:
         state = remap_keys(select_prefix(state, prefix), remap)
     except TeacherCheckpointError as err:

@@ -212,10 +212,18 @@ def _refusal(path: str, names: Sequence[str]) -> UntrustedCheckpointError:
     )
 
 
+def _first_sentence(err: BaseException) -> str:
+    # torch's weights-only failure goes on for lines and advises weights_only=False, which is
+    # exactly the unsafe load this reader exists to avoid: keep only what went wrong.
+    text = str(err).strip().split("\n")[0]
+    return text.split(". In PyTorch 2.6")[0]
+
+
 def _not_a_checkpoint(path: str, err: BaseException, error: type[CheckpointFileError]
                       ) -> CheckpointFileError:
     return error(
-        f"{path}: cannot read it as a checkpoint ({type(err).__name__}: {err}). The file is "
+        f"{path}: cannot read it as a checkpoint ({type(err).__name__}: "
+        f"{_first_sentence(err)}). The file is "
         "corrupt, truncated (re-download or re-save it) or not a checkpoint at all; pass a "
         "file written by torch.save, safetensors, mmengine or detectron2 (detectron2 "
         "model-zoo pickles must keep their .pkl suffix)."

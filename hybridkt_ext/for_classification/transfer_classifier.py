@@ -62,11 +62,12 @@ class TransferClassifier(nn.Module):
         # Every mode but KD is one of the core's transfer modes: one dispatch for all adapters.
         core_mode = {"fixed": "hybrid", "kd": "none"}.get(mode, mode)
         balance = dict(mode="fixed" if mode == "fixed" else "dynamic", fixed_alpha=fixed_alpha)
-        # Registered (state dict: transfer.*): FitNet's regressors train with the student.
-        self.transfer = build_transfer_loss(core_mode, self.engine, dict(weight=fitnet_weight),
+        # Registered (state dict: transfer_loss.*): FitNet's regressors train with the
+        # student. The mode is a string (``mode``), as in every adapter; this is its loss.
+        self.transfer_loss = build_transfer_loss(core_mode, self.engine, dict(weight=fitnet_weight),
                                             dict(beta=at_beta))
         self.step = TransferStep(self.engine, core_mode, build_balancer(core_mode, balance),
-                                 self.transfer)
+                                 self.transfer_loss)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Student logits (N, num_classes): the plain student, no teacher involved."""
@@ -93,4 +94,4 @@ class TransferClassifier(nn.Module):
     def student_state_dict(self) -> dict[str, torch.Tensor]:
         """The plain student classifier's state dict (loads into ``build_classifier(...)``)."""
         return export_student_state_dict(self.state_dict(), "engine.student.model.",
-                                         drop_prefixes=("engine.", "transfer."))
+                                         drop_prefixes=("engine.", "transfer_loss."))

@@ -9,7 +9,7 @@
 * ``citypersons_*`` datasets and ``CityPersonsEvaluator`` (MR^-2);
 * ``HybridKTTrainer`` (DefaultTrainer + evaluator + ``HybridKTHook``, CPU ``launch`` too);
 * ``SafeDetectionCheckpointer``: checkpoint reads that never unpickle code;
-* ``export_student_checkpoint`` / ``plain_student_config`` for the plain student config.
+* ``save_student_checkpoint`` / ``plain_student_config`` for the plain student config.
 """
 try:
     import detectron2  # noqa: F401
@@ -24,7 +24,7 @@ except ImportError:
 from .citypersons import register_all_citypersons, register_citypersons
 from .citypersons_evaluation import CityPersonsEvaluator
 from .config import add_hybridkt_config
-from .export import export_student_checkpoint, plain_student_config, student_state_dict
+from .export import plain_student_config, save_student_checkpoint, student_state_dict
 from .hooks import HybridKTHook
 from .hybrid_backbone import (HybridBottomUp, HybridFPN, build_hybridkt_backbone,
                               build_hybridkt_fpn_backbone, build_hybridkt_retinanet_fpn_backbone)
@@ -50,6 +50,6 @@ __all__ = [
     "build_hybridkt_backbone", "build_hybridkt_fpn_backbone",
     "build_hybridkt_retinanet_fpn_backbone", "build_mobilenet_v1_backbone",
     "find_hybrid_bottom_up", "install_transfer_step",
-    "build_mobilenet_v1_fpn_backbone", "export_student_checkpoint", "plain_student_config",
+    "build_mobilenet_v1_fpn_backbone", "save_student_checkpoint", "plain_student_config",
     "register_all_citypersons", "register_citypersons", "student_state_dict",
 ]

@@ -70,7 +70,7 @@ def plain_student_config(cfg: CfgNode, weights: str | os.PathLike = "") -> CfgNo
         raise ValueError(
             f"MODEL.BACKBONE.NAME {key[0]!r} with MODEL.HYBRIDKT.STUDENT_BOTTOM_UP {student!r} "
             f"has no plain builder to export to; known: {sorted(PLAIN_BACKBONES)}. Export the "
-            "checkpoint alone (export_student_checkpoint without cfg) and write the plain "
+            "checkpoint alone (save_student_checkpoint without cfg) and write the plain "
             "config by hand"
         )
     plain = cfg.clone()
@@ -85,9 +85,12 @@ def plain_student_config(cfg: CfgNode, weights: str | os.PathLike = "") -> CfgNo
     return plain
 
 
-def export_student_checkpoint(model: nn.Module, path: str | os.PathLike,
-                              overwrite: bool = False, cfg: CfgNode | None = None) -> Path:
-    """Writes ``{"model": student state dict}``, the layout DetectionCheckpointer reads.
+def save_student_checkpoint(model: nn.Module, path: str | os.PathLike,
+                            overwrite: bool = False, cfg: CfgNode | None = None) -> Path:
+    """Writes a live hybrid model's student as ``{"model": student state dict}``, the layout
+    DetectionCheckpointer reads. (detectron2 checkpoints hold the whole model, so its tool
+    loads one and saves the student; the OpenMMLab adapters export from the file itself:
+    ``for_mmseg.export_student_checkpoint``.)
 
     With ``cfg`` (the hybrid config) it also writes the plain config next to it, ``path`` with
     the suffix ``.yaml``, whose MODEL.WEIGHTS is ``path``. Returns ``path``.

@@ -9,7 +9,7 @@ every path. Inference and evaluation are the plain student.
 
 State dict: ``<bottom_up>.engine.student.model.*`` is the plain bottom-up's state dict, next to
 ``<bottom_up>.engine.teacher.*``, the adapters ``<bottom_up>.engine.to_{teacher,student}.*``
-and FitNet's regressors ``<bottom_up>.transfer_loss.*``; ``export.export_student_checkpoint``
+and FitNet's regressors ``<bottom_up>.transfer_loss.*``; ``export.save_student_checkpoint``
 maps it back onto the plain model.
 """
 from __future__ import annotations

@@ -4,29 +4,24 @@ hook, runnable wherever ``launch`` runs, CPU processes included.
 DefaultTrainer wraps the model with ``create_ddp_model(model, broadcast_buffers=False)``, which
 sets ``device_ids=[local_rank]``; torch's DistributedDataParallel rejects ``device_ids`` for a CPU
 module, so ``launch`` with CPU processes (gloo, what launch picks without a GPU) failed before
-the first step. This trainer builds the same objects in the same order and passes
-``device_ids=None`` for a CPU model. Everything else is DefaultTrainer's, SOLVER.AMP.ENABLED
-(AMPTrainer) included. The teacher is frozen (``requires_grad=False``), so DDP leaves it out of
-its gradient buckets and needs no ``find_unused_parameters``.
+the first step. This trainer runs DefaultTrainer's own constructor with that one call made
+CPU-aware (``device_ids=None`` for a CPU model), and swaps its checkpointer for the safe one
+before the hooks take it. Everything else is DefaultTrainer's, SOLVER.AMP.ENABLED (AMPTrainer)
+included. The teacher is frozen (``requires_grad=False``), so DDP leaves it out of its gradient
+buckets and needs no ``find_unused_parameters``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import weakref
+from typing import Iterator
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.engine import (
-    AMPTrainer,
-    DefaultTrainer,
-    SimpleTrainer,
-    TrainerBase,
-    create_ddp_model,
-    hooks,
-)
+from detectron2.engine import DefaultTrainer, defaults, hooks
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 from torch import nn
 
 from .citypersons_evaluation import CityPersonsEvaluator
@@ -62,34 +57,31 @@ def ddp_device_ids(model: nn.Module) -> list[int] | None:
     return [comm.get_local_rank()] if device.type == "cuda" else None
 
 
+@contextlib.contextmanager
+def _cpu_aware_ddp() -> Iterator[None]:
+    """DefaultTrainer.__init__'s ``create_ddp_model`` (looked up in its module when it runs)
+    with ``device_ids`` from ``ddp_device_ids``: the one call of that constructor that cannot
+    run on CPU processes. Restored on exit."""
+    original = defaults.create_ddp_model
+
+    def create_ddp_model(model: nn.Module, **kwargs):
+        kwargs.setdefault("device_ids", ddp_device_ids(model))
+        return original(model, **kwargs)
+
+    defaults.create_ddp_model = create_ddp_model
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
 class HybridKTTrainer(DefaultTrainer):
     """DefaultTrainer + CityPersons MR^-2 evaluation + ``HybridKTHook`` + CPU-process DDP."""
 
     def __init__(self, cfg: CfgNode) -> None:
-        # DefaultTrainer.__init__, step for step, except the device_ids given to DDP.
-        TrainerBase.__init__(self)
-        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
-            setup_logger()
-        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         check_amp_supported(cfg)
-
-        model = self.build_model(cfg)
-        optimizer = self.build_optimizer(cfg, model)
-        data_loader = self.build_train_loader(cfg)
-
-        model = create_ddp_model(model, broadcast_buffers=False,
-                                 device_ids=ddp_device_ids(model))
-        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(
-            model, data_loader, optimizer
-        )
-        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = SafeDetectionCheckpointer(
-            model, cfg.OUTPUT_DIR, trust=cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS,
-            trainer=weakref.proxy(self))
-        self.start_iter = 0
-        self.max_iter = cfg.SOLVER.MAX_ITER
-        self.cfg = cfg
-        self.register_hooks(self.build_hooks())
+        with _cpu_aware_ddp():
+            super().__init__(cfg)
 
     def resume_or_load(self, resume: bool = True) -> None:
         """DefaultTrainer's, with the mmseg side's policy for a teacher that changed.
@@ -136,6 +128,12 @@ class HybridKTTrainer(DefaultTrainer):
         return CityPersonsEvaluator(dataset_name, output_dir=output_folder)
 
     def build_hooks(self) -> list[hooks.HookBase]:
+        # DefaultTrainer.__init__ calls this right after building its DetectionCheckpointer:
+        # the hooks (PeriodicCheckpointer) must hold the safe one.
+        plain = self.checkpointer
+        self.checkpointer = SafeDetectionCheckpointer(
+            plain.model, plain.save_dir, trust=self.cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS,
+            trainer=weakref.proxy(self))
         ret = super().build_hooks()
         plot = os.path.join(self.cfg.OUTPUT_DIR, "hkt_alpha_losses.png")
         # Before the writer (main process only), so its last write sees this step's values.

@@ -127,7 +127,8 @@ def build_teacher(spec: dict, source: BackboneSource | None = None
         staged = source.stages(model)[0]
     state = None
     if teacher.checkpoint is not None:
-        state, meta = read_weights_and_meta(teacher.checkpoint, trust=teacher.trust_checkpoint)
+        state, meta = read_weights_and_meta(teacher.checkpoint, trust=teacher.trust_checkpoint,
+                                           error=TeacherCheckpointError)
         trained = backbone_of_checkpoint(meta)
         if trained is not None and not is_zoo_name(kind):
             _check_training_config(network, model, trained, teacher.checkpoint, source)

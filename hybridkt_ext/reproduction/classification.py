@@ -59,9 +59,18 @@ class ClassificationResult:
     seconds: float = 0.0
 
 
+def teacher_file(work_dir: str | Path, key: str, arch: str) -> Path:
+    """Where the experiment keeps its ``key`` (``far`` / ``near``) teacher of ``arch``; the
+    detection experiment reuses the far ResNet-18 from there."""
+    return Path(work_dir) / f"teacher_{key}_{arch}.pth"
+
+
 def _alpha_trend(rows: list[dict]) -> tuple[float, float]:
-    """Mean alpha over the first and the last 10% of logged steps."""
+    """Mean alpha over the first and the last 10% of logged steps (NaN for a diverged run,
+    which logged none)."""
     alphas = [r["hkt_alpha"] for r in rows if "hkt_alpha" in r]
+    if not alphas:
+        return math.nan, math.nan
     k = max(1, len(alphas) // 10)
     return sum(alphas[:k]) / k, sum(alphas[-k:]) / k
 
@@ -71,46 +80,58 @@ def _curve(rows: list[dict]) -> list[dict]:
     return [{k: r[k] for k in keys if k in r} for r in rows]
 
 
-def run_classification(work_dir: str | Path, settings: ClassificationSettings,
-                       progress: Callable[[str], None] = print) -> ClassificationResult:
-    """Trains the teachers and every student for every seed; returns the tables and curves."""
-    from hybridkt_ext.core import NonFiniteLossError
-    from hybridkt_ext.for_classification import TrainConfig
-    from hybridkt_ext.for_classification.data import load_datasets
-    from hybridkt_ext.for_classification.experiment import (exported_student_accuracy,
-                                                             train_student, train_teacher)
+@dataclass
+class _Data:
+    train: object
+    test: object
+    num_classes: int
 
-    start = time.perf_counter()
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    s = settings
-    train_set, test_set, num_classes = load_datasets(None, None, s.split_seed, s.train_limit)
+
+@dataclass
+class _Student:
+    """One student run: accuracy and exported accuracy (%), its log rows; NaN and no rows
+    for a run that diverged (a result, e.g. of a too large fixed alpha, never a crash)."""
+
+    accuracy: float = math.nan
+    plain_accuracy: float = math.nan
+    rows: list[dict] = field(default_factory=list)
+
+
+def _train_teachers(work_dir: Path, s: ClassificationSettings, data: _Data,
+                    progress: Callable[[str], None]) -> tuple[dict, dict, dict]:
+    """Each teacher once (reused when the same settings trained it before): returns their
+    architectures, checkpoints and accuracies (%), keyed ``far`` / ``near``."""
+    from hybridkt_ext.for_classification import TrainConfig
+    from hybridkt_ext.for_classification.experiment import train_teacher
+
     teacher_cfg = TrainConfig(epochs=s.teacher_epochs, batch_size=s.batch_size, lr=s.lr,
                               seed=s.split_seed + 1000)
-    teachers = {"far": s.teacher}
-    if s.near_gap:
-        teachers["near"] = s.near_teacher
-    teacher_ckpt, teacher_acc = {}, {}
-    for key, arch in teachers.items():
-        ckpt = work_dir / f"teacher_{key}_{arch}.pth"
-        meta_path, meta = ckpt.with_suffix(".json"), {
+    archs = {"far": s.teacher, **({"near": s.near_teacher} if s.near_gap else {})}
+    files, accuracy = {}, {}
+    for key, arch in archs.items():
+        files[key] = teacher_file(work_dir, key, arch)
+        meta_path, meta = files[key].with_suffix(".json"), {
             "arch": arch, "epochs": s.teacher_epochs, "batch_size": s.batch_size, "lr": s.lr,
             "split_seed": s.split_seed, "train_limit": s.train_limit}
         old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        if ckpt.exists() and old.get("settings") == meta:  # same teacher: reuse it
-            teacher_acc[key] = old["accuracy"]
+        if files[key].exists() and old.get("settings") == meta:  # same teacher: reuse it
+            accuracy[key] = old["accuracy"]
         else:
             progress(f"[cls] teacher {arch} ({s.teacher_epochs} epochs)")
-            teacher_acc[key] = 100 * train_teacher(arch, num_classes, train_set, test_set,
-                                                   teacher_cfg, ckpt, overwrite=True)
-            meta_path.write_text(json.dumps({"settings": meta, "accuracy": teacher_acc[key]}))
-        teacher_ckpt[key] = ckpt
-        progress(f"[cls]   teacher {arch}: {teacher_acc[key]:.2f}%")
+            accuracy[key] = 100 * train_teacher(arch, data.num_classes, data.train, data.test,
+                                                teacher_cfg, files[key], overwrite=True)
+            meta_path.write_text(json.dumps({"settings": meta, "accuracy": accuracy[key]}))
+        progress(f"[cls]   teacher {arch}: {accuracy[key]:.2f}%")
+    return archs, files, accuracy
 
+
+def _tables(s: ClassificationSettings, data: _Data, teacher_acc: dict
+            ) -> tuple[ResultTable, ResultTable, ResultTable]:
+    """Table 1, the Fig. 9 sweep and the Figs. 7/8 alpha table, captions and notes filled."""
     seeds_note = (f"{len(s.seeds)} seeds {list(s.seeds)} (student init and data order); "
                   f"fixed split seed {s.split_seed}, teachers trained once")
-    setting = (f"digits ({len(train_set)} train / {len(test_set)} test images, 32x32), student "
-               f"{s.student}, {s.epochs} epochs, batch {s.batch_size}, lr {s.lr} cosine")
+    setting = (f"digits ({len(data.train)} train / {len(data.test)} test images, 32x32), "
+               f"student {s.student}, {s.epochs} epochs, batch {s.batch_size}, lr {s.lr} cosine")
     t1 = ResultTable(
         "table1_classification",
         f"Table 1 analogue (model gap): {s.teacher} teacher -> {s.student} student, test "
@@ -131,59 +152,75 @@ def run_classification(work_dir: str | Path, settings: ClassificationSettings,
         notes=f"Setting: {setting}. {seeds_note}. Near teacher {s.near_teacher} "
               f"({teacher_acc.get('near', float('nan')):.2f}%) has the student's own "
               f"architecture; far teacher {s.teacher} ({teacher_acc['far']:.2f}%).")
-    curves: dict[str, dict[int, list[dict]]] = {}
+    return t1, fig9, fig78
 
-    def run_one(mode: str, seed: int, alpha: float = 1.0, teacher_key: str = "far"):
+
+def _add_alpha_row(fig78: ResultTable, row: str, run: _Student) -> None:
+    first, last = _alpha_trend(run.rows)
+    fig78.add(row, "alpha first 10% of steps", first)
+    fig78.add(row, "alpha last 10% of steps", last)
+    fig78.add(row, "top-1 (%)", run.accuracy)
+
+
+def run_classification(work_dir: str | Path, settings: ClassificationSettings,
+                       progress: Callable[[str], None] = print) -> ClassificationResult:
+    """Trains the teachers and every student for every seed; returns the tables and curves."""
+    from hybridkt_ext.core import NonFiniteLossError
+    from hybridkt_ext.for_classification import TrainConfig
+    from hybridkt_ext.for_classification.data import load_datasets
+    from hybridkt_ext.for_classification.experiment import exported_student_accuracy, train_student
+
+    start, s = time.perf_counter(), settings
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data = _Data(*load_datasets(None, None, s.split_seed, s.train_limit))
+    archs, teacher_files, teacher_acc = _train_teachers(work_dir, s, data, progress)
+    t1, fig9, fig78 = _tables(s, data, teacher_acc)
+    curves: dict[str, dict[int, list[dict]]] = {}  # run -> seed -> log (diverged runs: none)
+
+    def keep_curve(name: str, seed: int, run: _Student) -> None:
+        if run.rows:
+            curves.setdefault(name, {})[seed] = _curve(run.rows)
+
+    def student(mode: str, seed: int, alpha: float = 1.0, teacher: str = "far") -> _Student:
         cfg = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, seed=seed)
-        sub = work_dir / f"seed{seed}" / teacher_key
+        sub = work_dir / f"seed{seed}" / teacher
         try:
-            result = train_student(mode, s.student, num_classes, train_set, test_set, cfg,
-                                   sub, teachers[teacher_key], teacher_ckpt[teacher_key],
+            result = train_student(mode, s.student, data.num_classes, data.train, data.test,
+                                   cfg, sub, archs[teacher], teacher_files[teacher],
                                    fixed_alpha=alpha, overwrite=True)
         except NonFiniteLossError as err:
-            # A diverged run is a result (e.g. a too large fixed alpha), recorded as NaN.
             progress(f"[cls] seed {seed} {mode} alpha={alpha:g}: diverged ({err})")
-            return None, math.nan, math.nan
-        plain = exported_student_accuracy(s.student, num_classes,
-                                          sub / f"student_{result.mode}.pth", test_set)
-        progress(f"[cls] seed {seed} {result.mode:>10} teacher={teachers[teacher_key]}: "
+            return _Student()
+        plain = exported_student_accuracy(s.student, data.num_classes,
+                                          sub / f"student_{result.mode}.pth", data.test)
+        progress(f"[cls] seed {seed} {result.mode:>10} teacher={archs[teacher]}: "
                  f"{100 * result.accuracy:.2f}% ({result.seconds:.0f} s)")
-        return result, 100 * result.accuracy, 100 * plain
+        return _Student(100 * result.accuracy, 100 * plain, result.rows)
 
     for seed in s.seeds:
         for mode in s.modes:
-            result, acc, plain = run_one(mode, seed)
+            run = student(mode, seed)
             label = MODE_LABELS[mode]
-            t1.add(label, "top-1 (%)", acc)
-            t1.add(label, "exported plain model (%)", plain)
+            t1.add(label, "top-1 (%)", run.accuracy)
+            t1.add(label, "exported plain model (%)", run.plain_accuracy)
             if mode in PAPER_TABLE1:
                 t1.paper[label] = {"top-1 (%)": PAPER_TABLE1[mode]}
-            curves.setdefault(mode, {})[seed] = _curve(result.rows)
+            keep_curve(mode, seed, run)
             if mode == "hybrid":
-                fig9.add("dynamic", "top-1 (%)", acc)
-                first, last = _alpha_trend(result.rows)
-                row = f"far teacher {s.teacher}"
-                fig78.add(row, "alpha first 10% of steps", first)
-                fig78.add(row, "alpha last 10% of steps", last)
-                fig78.add(row, "top-1 (%)", acc)
+                fig9.add("dynamic", "top-1 (%)", run.accuracy)
+                _add_alpha_row(fig78, f"far teacher {s.teacher}", run)
         for alpha in s.fixed_alphas:
-            result, acc, _ = run_one("fixed", seed, alpha)
-            fig9.add(f"fixed {alpha:g}", "top-1 (%)", acc)
-            if result is not None:
-                curves.setdefault(f"fixed{alpha:g}", {})[seed] = _curve(result.rows)
+            run = student("fixed", seed, alpha)
+            fig9.add(f"fixed {alpha:g}", "top-1 (%)", run.accuracy)
+            keep_curve(f"fixed{alpha:g}", seed, run)
         if s.near_gap:
-            result, acc, _ = run_one("hybrid", seed, teacher_key="near")
-            first, last = _alpha_trend(result.rows)
-            row = f"near teacher {s.near_teacher}"
-            fig78.add(row, "alpha first 10% of steps", first)
-            fig78.add(row, "alpha last 10% of steps", last)
-            fig78.add(row, "top-1 (%)", acc)
-            curves.setdefault("hybrid_near", {})[seed] = _curve(result.rows)
-    if "none" in fig9.rows or "none" in s.modes:
-        for v in t1.rows.get(MODE_LABELS["none"], {}).get("top-1 (%)", []):
-            fig9.add("no teacher", "top-1 (%)", v)
-    settings_dict = asdict(s)
-    settings_dict["teacher_accuracy"] = teacher_acc
+            run = student("hybrid", seed, teacher="near")
+            _add_alpha_row(fig78, f"near teacher {s.near_teacher}", run)
+            keep_curve("hybrid_near", seed, run)
+    for value in t1.rows.get(MODE_LABELS["none"], {}).get("top-1 (%)", []):
+        fig9.add("no teacher", "top-1 (%)", value)
+    settings_dict = {**asdict(s), "teacher_accuracy": teacher_acc}
     (work_dir / "curves.json").write_text(json.dumps(curves))
     return ClassificationResult([t1, fig9, fig78], curves, settings_dict,
                                 time.perf_counter() - start)

@@ -1,6 +1,8 @@
 """Runs the chosen experiments, writes tables (Markdown + JSON), plots and a run summary."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import platform
 import time
@@ -13,35 +15,81 @@ from .tables import ResultTable, write_tables
 EXPERIMENTS = ("classification", "segmentation", "detection")
 
 
-def _classification(out: Path, work: Path, seeds, quick: bool, progress, **kw) -> dict:
-    from . import plots
+def _classification(out: Path, work: Path, seeds, quick: bool, progress, **changes) -> dict:
+    """``changes``: fields of ``ClassificationSettings`` (validated by ``split_options``)."""
     from .classification import ClassificationSettings, quick_settings, run_classification
 
     settings = quick_settings(tuple(seeds)) if quick else ClassificationSettings(
         seeds=tuple(seeds))
-    for key, value in kw.items():
-        if value is not None and hasattr(settings, key):
-            setattr(settings, key, value)
+    settings = dataclasses.replace(settings, **changes)
     result = run_classification(work / "classification", settings, progress)
-    c = result.curves
-    s = settings
-    figs = [
-        plots.plot_alpha_per_run(
-            {f"far teacher {s.teacher}": c["hybrid"],
-             **({f"near teacher {s.near_teacher}": c["hybrid_near"]}
-                if "hybrid_near" in c else {})},
-            out / "cls_alpha_per_teacher.png",
-            f"digits, student {s.student}: dynamic alpha per teacher (Figs. 7/8)"),
-        plots.plot_training_curves({"no teacher": c["none"], "hybrid": c["hybrid"]},
-                                   out / "cls_training_curves.png",
-                                   f"digits, {s.teacher} -> {s.student} (Fig. 5)"),
-        plots.plot_path_losses(c["hybrid"], out / "cls_path_losses.png",
-                               f"digits, {s.teacher} -> {s.student}: path losses (Fig. 6)"),
-        plots.plot_fixed_alpha_sweep(result.tables[1], "top-1 (%)", out / "cls_fixed_alpha.png",
-                                     f"digits, {s.teacher} -> {s.student} (Fig. 9)"),
-    ]
-    return {"tables": result.tables, "plots": figs, "settings": result.settings,
-            "seconds": result.seconds}
+    return {"tables": result.tables, "plots": _classification_plots(out, result, settings),
+            "settings": result.settings, "seconds": result.seconds}
+
+
+def _classification_plots(out: Path, result, s) -> list[Path]:
+    """The figures whose runs exist (a mode left out or diverged on every seed has no curve)."""
+    from .. import plotting as plots
+
+    c, figs = result.curves, []
+    if "hybrid" in c:
+        near = {f"near teacher {s.near_teacher}": c["hybrid_near"]} if "hybrid_near" in c else {}
+        figs.append(plots.plot_alpha_per_run(
+            {f"far teacher {s.teacher}": c["hybrid"], **near}, out / "cls_alpha_per_teacher.png",
+            f"digits, student {s.student}: dynamic alpha per teacher (Figs. 7/8)"))
+        figs.append(plots.plot_path_losses(
+            c["hybrid"], out / "cls_path_losses.png",
+            f"digits, {s.teacher} -> {s.student}: path losses (Fig. 6)"))
+        if "none" in c:
+            figs.append(plots.plot_training_curves(
+                {"no teacher": c["none"], "hybrid": c["hybrid"]}, out / "cls_training_curves.png",
+                f"digits, {s.teacher} -> {s.student} (Fig. 5)"))
+    if any(row.startswith("fixed ") for row in result.tables[1].rows):
+        figs.append(plots.plot_fixed_alpha_sweep(
+            result.tables[1], "top-1 (%)", out / "cls_fixed_alpha.png",
+            f"digits, {s.teacher} -> {s.student} (Fig. 9)"))
+    return figs
+
+
+def _runner(name: str) -> Callable[..., dict]:
+    """The experiment's entry: (out, work, seeds, quick, progress, **its own options)."""
+    if name == "classification":
+        return _classification
+    if name == "segmentation":
+        from .segmentation import run
+        return run
+    if name == "detection":
+        from .detection import run
+        return run
+    raise ValueError(f"unknown experiment {name!r}; choose from {EXPERIMENTS}")
+
+
+def _options_of(name: str) -> set[str]:
+    """The keyword options experiment ``name`` takes beside (out, work, seeds, quick,
+    progress): classification's are the fields of its settings."""
+    if name == "classification":
+        from .classification import ClassificationSettings
+
+        return {f.name for f in dataclasses.fields(ClassificationSettings)} - {"seeds"}
+    return set(list(inspect.signature(_runner(name)).parameters)[5:])
+
+
+def split_options(experiments: Sequence[str], options: dict) -> dict[str, dict]:
+    """Each experiment's share of ``options`` (those not None).
+
+    Raises:
+        ValueError: an unknown experiment, or an option none of ``experiments`` takes (a
+            misspelt or misplaced override is never silently ignored).
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    accepted = {name: _options_of(name) for name in experiments}
+    unused = sorted(set(given) - set().union(*accepted.values()))
+    if unused:
+        takers = {k: [n for n in EXPERIMENTS if k in _options_of(n)] for k in unused}
+        raise ValueError("options that none of the chosen experiments takes: " + "; ".join(
+            f"{k} (taken by {takers[k] or 'no experiment'})" for k in unused))
+    return {name: {k: v for k, v in given.items() if k in accepted[name]}
+            for name in experiments}
 
 
 def experiments_in(out: str | Path) -> list[str]:
@@ -69,29 +117,17 @@ def run_experiments(experiments: Sequence[str], out: str | Path, work: str | Pat
         FileExistsError: ``out`` holds results of one of ``experiments`` and not ``overwrite``.
     """
     out, work = Path(out), Path(work)
+    options = split_options(experiments, overrides)
     done = [e for e in experiments_in(out) if e in experiments]
     if done and not overwrite:
         raise FileExistsError(f"{out} already holds the results of {done}; pass --overwrite to "
                               "replace them, or another --out.")
     out.mkdir(parents=True, exist_ok=True)
-    runners = {"classification": _classification}
-    try:
-        from .segmentation import run as seg_run
-        runners["segmentation"] = seg_run
-    except ImportError:
-        pass
-    try:
-        from .detection import run as det_run
-        runners["detection"] = det_run
-    except ImportError:
-        pass
     summary_path = out / "summary.json"
     for name in experiments:
-        if name not in EXPERIMENTS:
-            raise ValueError(f"unknown experiment {name!r}; choose from {EXPERIMENTS}")
         start = time.perf_counter()
         progress(f"== {name} ({'quick' if quick else 'full'}, seeds {list(seeds)}) ==")
-        result = runners[name](out, work, list(seeds), quick, progress, **overrides)
+        result = _runner(name)(out, work, list(seeds), quick, progress, **options[name])
         wall = time.perf_counter() - start
         # Re-read before writing: another run may have added its experiment meanwhile.
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

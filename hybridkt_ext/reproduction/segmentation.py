@@ -30,7 +30,7 @@ MODES = {"fitnet": "FitNet", "at": "AT", "hybrid": "hybrid forward"}
 
 
 def _configs() -> dict[str, Path]:
-    from hybridkt_ext.for_mmseg.segmentation_demo import CONFIG_DIR
+    from hybridkt_ext.reproduction.segmentation_demo import CONFIG_DIR
 
     stem = "deeplabv3_r18w8-d8_{}_1xb4-400_synthetic-cityscapes-64x128.py"
     return {"none": CONFIG_DIR / stem.format("no-teacher"),
@@ -50,7 +50,7 @@ def run_segmentation(work_dir: str | Path, seeds, iters: int = 400, teacher_iter
     """
     from mmengine.config import Config
 
-    from hybridkt_ext.for_mmseg.segmentation_demo import (TEACHER_CONFIG, data_root_options,
+    from hybridkt_ext.reproduction.segmentation_demo import (TEACHER_CONFIG, data_root_options,
                                                          evaluate_miou, read_path_losses,
                                                          train_segmentor)
 
@@ -153,11 +153,11 @@ def _ensure_generated(config: Path, options: dict) -> None:
     DATASETS.build(cfg.val_dataloader.dataset)
 
 
-def run(out: Path, work: Path, seeds, quick: bool, progress, iters=None, teacher_iters=None,
-        **_) -> dict:
+def run(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None = None,
+        teacher_iters: int | None = None) -> dict:
     """The runner's entry. quick: 40 student / 150 teacher iterations, students without
     teacher and with hybrid forward only; full: 400 / 400 and FitNet, AT too."""
-    from . import plots
+    from .. import plotting as plots
 
     try:
         import mmseg  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hybridkt_ext.core.activation_memory import SavedActivationMeter
+from hybridkt_ext.benchmark.activation_memory import SavedActivationMeter
 
 
 def test_counts_each_saved_storage_once_and_skips_parameters():

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from hybridkt_ext.core import UntrustedCheckpointError
+from hybridkt_ext.core import CheckpointFileError, UntrustedCheckpointError
 from hybridkt_ext.core.checkpoint import (
     DETECTRON2_RESNET_TO_TORCHVISION,
     LoadReport,
@@ -141,7 +141,9 @@ def test_detectron2_pkl_with_numpy_arrays(tmp_path):
     with open(tmp_path / "model_final_f10217.pkl", "wb") as f:
         pickle.dump(ckpt, f, protocol=2)
     state = read_checkpoint(tmp_path / "model_final_f10217.pkl")
-    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert list(state) == list(src)  # every array, as a tensor of the same values
+    for key, value in src.items():
+        assert isinstance(state[key], torch.Tensor) and torch.equal(state[key], value), key
     dst = _net(1)
     load_teacher_weights(dst, tmp_path / "model_final_f10217.pkl")
     _assert_loaded(dst, src)
@@ -150,6 +152,17 @@ def test_detectron2_pkl_with_numpy_arrays(tmp_path):
 def test_non_tensor_entries_are_dropped(tmp_path):
     torch.save({"w": torch.ones(2), "_version": "1.0", "step": 3}, tmp_path / "c.pth")
     assert list(read_checkpoint(tmp_path / "c.pth")) == ["w"]
+
+
+def test_the_generic_reader_raises_the_generic_error_and_a_teacher_reader_its_own(tmp_path):
+    torch.save({"step": 3}, tmp_path / "no_weights.pth")
+    with pytest.raises(CheckpointFileError, match="holds no tensors") as info:
+        read_checkpoint(tmp_path / "no_weights.pth")
+    assert not isinstance(info.value, TeacherCheckpointError)  # not every file is a teacher's
+    with pytest.raises(TeacherCheckpointError, match="holds no tensors"):
+        read_checkpoint(tmp_path / "no_weights.pth", error=TeacherCheckpointError)
+    with pytest.raises(TeacherCheckpointError, match="holds no tensors"):
+        load_teacher_weights(_net(0), tmp_path / "no_weights.pth")
 
 
 def test_values_take_the_module_dtype(tmp_path):

@@ -165,7 +165,7 @@ def test_safetensors_files_are_read(tmp_path):
 
 def test_a_corrupt_safetensors_file_says_so(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-    with pytest.raises(TeacherCheckpointError, match="cannot read it as a checkpoint"):
+    with pytest.raises(CheckpointFileError, match="cannot read it as a checkpoint"):
         read_checkpoint(tmp_path / "model.safetensors")
 
 

@@ -15,7 +15,7 @@ from hybridkt_ext.core import (
     assert_teacher_frozen,
     TeacherNotFrozenError,
 )
-from hybridkt_ext.core.naive_paths import naive_hybrid_forward, native_stage_sizes
+from hybridkt_ext.benchmark.naive_paths import naive_hybrid_forward, native_stage_sizes
 from tests.toy_models import ToyNet, head_loss, make_engine, staged
 
 

@@ -9,7 +9,7 @@ from torch.utils.checkpoint import checkpoint
 
 import hybridkt_ext.core.hybrid_forward as hybrid_forward_module
 from hybridkt_ext.core import LossBalancer
-from hybridkt_ext.core.activation_memory import SavedActivationMeter
+from hybridkt_ext.benchmark.activation_memory import SavedActivationMeter
 from tests.toy_models import head_loss, make_engine
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import scipy.io
 
 from hybridkt_ext.datasets import load_citypersons_json, load_citypersons_mat
+from tests.conftest import citypersons_annotations
 
 # Boxes per class label in the release (0 ignore region, 1 pedestrian, 2 rider, 3 sitting,
 # 4 other posture, 5 group), counted once from the files and pinned here.
@@ -117,15 +117,8 @@ def test_json_reader_keeps_file_flags(tmp_path: Path) -> None:
 # --- the real annotation release -------------------------------------------------------------
 
 
-def _annotation_dir() -> Path:
-    env = os.environ.get("HYBRIDKT_CITYPERSONS_ANNOTATIONS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "citypersons"
-
-
 def _load(name: str, reader: Callable[[Path], list[dict]]) -> list[dict]:
-    path = _annotation_dir() / name
+    path = citypersons_annotations() / name
     if not path.is_file():
         pytest.skip(
             f"CityPersons annotations not found at {path} (set HYBRIDKT_CITYPERSONS_ANNOTATIONS)"

@@ -10,13 +10,12 @@ once any sampled miss rate is 0); Caltech's floor, max(1e-10, mr), is an option.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hybridkt_ext.datasets import load_citypersons_json
+from tests.conftest import citypersons_annotations
 from hybridkt_ext.evaluation import (
     DEFAULT_SETUPS,
     EvalSetup,
@@ -231,16 +230,9 @@ def test_invalid_inputs() -> None:
 # --- the real validation ground truth -------------------------------------------------------
 
 
-def _annotation_dir() -> Path:
-    env = os.environ.get("HYBRIDKT_CITYPERSONS_ANNOTATIONS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "citypersons"
-
-
 @pytest.fixture(scope="module")
 def val_records() -> list[dict]:
-    path = _annotation_dir() / "val_gt.json"
+    path = citypersons_annotations() / "val_gt.json"
     if not path.is_file():
         pytest.skip(
             f"CityPersons annotations not found at {path} (set HYBRIDKT_CITYPERSONS_ANNOTATIONS)"

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from detectron2.config import get_cfg  # noqa: E402
 
 from hybridkt_ext.for_detectron2 import add_hybridkt_config  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 CONFIGS = REPO / "configs" / "detectron2"
 HYBRID_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("Base-"))
 SYNTHETIC_CONFIGS = [p for p in HYBRID_CONFIGS if "synthetic" in p.name]
@@ -32,8 +32,6 @@ def load_cfg(path: Path, opts: list[str] = ()):
 
 
 def train_net_module():
-    """tools/train_net.py imported as a module (its Trainer is what users run)."""
-    spec = importlib.util.spec_from_file_location("hkt_train_net", REPO / "tools" / "train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The train_net tool's module (tools/train_net.py wraps it; its Trainer is what users
+    run)."""
+    return importlib.import_module("hybridkt_ext.cli.train_net")

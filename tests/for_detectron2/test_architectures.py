@@ -89,13 +89,13 @@ def test_the_exported_student_is_the_plain_model(case, tmp_path):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
-    from hybridkt_ext.for_detectron2 import export_student_checkpoint
+    from hybridkt_ext.for_detectron2 import save_student_checkpoint
 
     name, backbone = CASES[case]
     cfg = converted(name, backbone)
     torch.manual_seed(0)
     model = train_net_module().Trainer.build_model(cfg).eval()
-    export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    save_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
     plain_cfg = get_cfg()  # plain detectron2: no hybridkt keys added
     plain_cfg.merge_from_file(str(tmp_path / "student.yaml"))
     assert "HYBRIDKT" not in plain_cfg.MODEL and plain_cfg.MODEL.BACKBONE.NAME != backbone

@@ -7,7 +7,7 @@ import sys
 from tests.for_detectron2.d2_helpers import CONFIGS, REPO, TINY, load_cfg, train_net_module
 from detectron2.config import LazyConfig, instantiate  # noqa: E402
 
-from hybridkt_ext.for_detectron2 import HybridBottomUp, export_student_checkpoint  # noqa: E402
+from hybridkt_ext.for_detectron2 import HybridBottomUp, save_student_checkpoint  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 
@@ -27,7 +27,7 @@ def test_the_plain_student_example_loads_an_exported_mobilenet(tmp_path, monkeyp
     monkeypatch.setenv("HYBRIDKT_DATA", str(tmp_path / "data"))
     cfg = load_cfg(CONFIGS / "hybridkt-mobilenetv1-fpn-synthetic.yaml", TINY)
     model = train_net_module().Trainer.build_model(cfg)
-    export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    save_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run([sys.executable, str(EXAMPLES / "detectron2_plain_student.py"),
                            str(tmp_path / "student.yaml")], cwd=tmp_path, env=env,

@@ -12,7 +12,7 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 
-from hybridkt_ext.for_detectron2 import CityPersonsEvaluator, export_student_checkpoint  # noqa
+from hybridkt_ext.for_detectron2 import CityPersonsEvaluator, save_student_checkpoint  # noqa
 
 # Runs in a fresh interpreter: plain detectron2 builds the student from a config and the exported
 # checkpoint. argv: config, checkpoint, inputs, output, prelude (code run on cfg before merging,
@@ -75,7 +75,7 @@ def _plain_detections(tmp_path, model, plain_config, checkpoint, prelude=""):
 
 def test_export_round_trip_gives_identical_detections(tmp_path):
     cfg, model = _trained_looking_model("hybridkt-r18-fpn-synthetic.yaml")
-    ckpt = export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    ckpt = save_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
     # The exported plain config is plain detectron2 (no hybridkt key) and matches the one in
     # configs/detectron2/plain, which the fresh interpreter uses.
     exported = get_cfg()
@@ -91,7 +91,7 @@ def test_export_round_trip_gives_identical_detections(tmp_path):
 
 def test_mobilenet_v1_export_writes_a_plain_config_with_its_one_import(tmp_path):
     cfg, model = _trained_looking_model("hybridkt-mobilenetv1-fpn-synthetic.yaml")
-    ckpt = export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+    ckpt = save_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
     text = (tmp_path / "student.yaml").read_text()
     assert "build_mobilenet_v1_fpn_backbone" in text and "HYBRIDKT" not in text
     assert "add_mobilenet_v1_config" in text.split("MODEL:")[0]  # the header says what to run
@@ -101,7 +101,7 @@ def test_mobilenet_v1_export_writes_a_plain_config_with_its_one_import(tmp_path)
     assert torch.equal(plain["boxes"], ours.pred_boxes.tensor)
     assert torch.equal(plain["scores"], ours.scores)
     with pytest.raises(FileExistsError, match="student.yaml"):
-        export_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
+        save_student_checkpoint(model, tmp_path / "student.pth", cfg=cfg)
 
 
 _NAMES = itertools.count()

@@ -1,7 +1,8 @@
 """The detection reproduction's shortened schedules keep the configs' shape."""
 from tests.for_detectron2.d2_helpers import CONFIGS, load_cfg
 
-from hybridkt_ext.reproduction.detection import CONFIGS as RUN_CONFIGS, _schedule  # noqa: E402
+from hybridkt_ext.reproduction.detection_detectron2 import CONFIGS as RUN_CONFIGS  # noqa: E402
+from hybridkt_ext.reproduction.detection_detectron2 import schedule as _schedule  # noqa: E402
 
 
 def test_configs_schedule_is_used_as_is_and_shorter_ones_scale_the_lr_step():

@@ -13,9 +13,9 @@ from hybridkt_ext.datasets.synthetic_citypersons import (
     learnable_statistics,
 )
 from hybridkt_ext.evaluation import DEFAULT_SETUPS
+from tests.conftest import citypersons_annotations
 
-REAL = Path("/work/shared/data/citypersons")
-REAL = REAL if REAL.exists() else Path(__file__).resolve().parents[3] / "shared/data/citypersons"
+REAL = citypersons_annotations()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("mmdet.models", reason="MMDetection (with mmcv ops) is not installed; "
                     "pip install 'hybridkt_ext[mmdet]' to run tests/for_mmdet")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 DATA_CONFIG = REPO / "configs" / "mmdet" / "_base_" / "datasets" / \
     "synthetic-citypersons_detection.py"
 # mmdet's own configs, as users have them (inside the installed package).

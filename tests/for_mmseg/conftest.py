@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("mmseg.models", reason="MMSegmentation (with mmcv ops) is not installed; "
                     "pip install 'hybridkt_ext[mmseg]' to run tests/for_mmseg")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 CONFIGS = REPO / "configs" / "mmseg"
 TEACHER_CONFIG = CONFIGS / "deeplabv3_r18w16-d8_1xb4-400_synthetic-gta5-64x128.py"
 SYNTHETIC_STUDENT_CONFIGS = sorted(

@@ -24,6 +24,7 @@ from hybridkt_ext.datasets.synthetic_segmentation import (  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
+from tests.conftest import png_bytes  # noqa: E402
 from tests.for_mmseg.conftest import (  # noqa: E402
     HYBRID_CONFIG, REPO, run_config,
 )
@@ -68,12 +69,6 @@ def good_teacher_checkpoint(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- teacher files
-def _png_bytes() -> bytes:
-    from torchvision.io import encode_png
-
-    return encode_png(torch.randint(0, 255, (3, 8, 8), dtype=torch.uint8)).numpy().tobytes()
-
-
 @pytest.mark.parametrize("name, kind, fragment", [
     ("teacher.pth", "empty", "empty (0 bytes)"),
     ("teacher.pth", "truncated", "truncated"),
@@ -88,7 +83,7 @@ def test_broken_teacher_file_fails_the_model_build(tmp_path, good_teacher_checkp
         path.write_bytes(data[: len(data) // 2])
     else:
         path.write_bytes({"empty": b"", "text": b"teacher: resnet18\n",
-                          "png": _png_bytes()}[kind])
+                          "png": png_bytes()}[kind])
     with pytest.raises(TeacherCheckpointError) as info:
         build_model(**teacher_file(path))
     message = str(info.value)
@@ -403,11 +398,7 @@ def test_runner_with_out_of_range_labels_stops_before_the_first_step(tmp_path):
 
 # ----------------------------------------------------------------------------- export tool
 def _export_tool():
-    spec = importlib.util.spec_from_file_location("export_seg_student",
-                                                  REPO / "tools" / "export_seg_student.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("hybridkt_ext.cli.export_seg_student")
 
 
 def _hybrid_checkpoint(path: Path) -> Path:

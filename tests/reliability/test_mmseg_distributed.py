@@ -27,7 +27,7 @@ import pytest
 
 pytest.importorskip("mmseg.models", reason="MMSegmentation (with mmcv ops) is not installed")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 TRAIN_SEG = REPO / "tools" / "train_seg.py"
 REPRODUCIBLE_CONFIG = REPO / "configs" / "mmseg" / (
     "deeplabv3_r18w8-d8-frozenbn_hybrid-r18w16-d8_2xb1-400_synthetic-cityscapes-64x128-"

@@ -28,7 +28,7 @@ import pytest
 
 pytest.importorskip("mmseg.models", reason="MMSegmentation (with mmcv ops) is not installed")
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO  # noqa: E402
 TRAIN_SEG = REPO / "tools" / "train_seg.py"
 HYBRID_CONFIG = REPO / "configs" / "mmseg" / (
     "deeplabv3_r18w8-d8_hybrid-r18w16-d8_1xb4-400_synthetic-cityscapes-64x128.py")

@@ -2,24 +2,21 @@
 before any work: one line naming the flag, nothing measured, trained or written first."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
+    """The module behind tools/<name>.py and the hybridkt-<name> command."""
+    if name == "benchmark":
+        return importlib.import_module("hybridkt_ext.benchmark.training_cost")
+    return importlib.import_module(f"hybridkt_ext.cli.{name}")
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .hybrid_forward import HybridFeatures, HybridForward
-from .paths import STUDENT, TEACHER
+from hybridkt_ext.core.hybrid_forward import HybridFeatures, HybridForward
+from hybridkt_ext.core.paths import STUDENT, TEACHER
 
 StageSizes = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 

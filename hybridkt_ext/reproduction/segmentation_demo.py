@@ -10,7 +10,7 @@ Every step runs the project's own configs through the real mmengine Runner:
    setting: domain gap plus model gap) and on the teacher's domain (Table 3).
 
 Both students share the config, data, seed and schedule; they differ only in
-``model.backbone.transfer``. ``tools/demo_seg.py`` is the command line.
+``model.backbone.transfer``. ``hybridkt-demo-seg`` (``tools/demo_seg.py``) is the command line.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from typing import Callable
 from mmengine.hooks import Hook
 
 from hybridkt_ext.core import write_text_atomically
+from hybridkt_ext.shipped_configs import config_dir
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmseg"
+CONFIG_DIR = config_dir("mmseg")
 TEACHER_CONFIG = CONFIG_DIR / "deeplabv3_r18w16-d8_1xb4-400_synthetic-gta5-64x128.py"
 STUDENT_CONFIGS = {
     "no teacher":
