@@ -185,3 +185,26 @@ def test_a_diverged_classification_student_is_a_nan_row_never_a_crash(tmp_path, 
     assert hybrid["diverged"] == 1 and hybrid["n"] == 0
     assert table1["no teacher"]["top-1 (%)"]["n"] == 1
     assert "1 diverged" in (tmp_path / "fig78_alpha.md").read_text()
+
+
+def test_each_detection_run_gets_this_process_torch_thread_count(tmp_path, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    import torch
+
+    from hybridkt_ext.reproduction.detection import METRICS, Run, _train
+
+    seen = tmp_path / "threads"
+    code = f"import os; open({str(seen)!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
+    backend = SimpleNamespace(command=lambda *a: [sys.executable, "-c", code],
+                              final_metrics=lambda _: {m: 50.0 for m in METRICS},
+                              alpha_rows=lambda _: [])
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # what the shell said; --threads decides
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tools/reproduce.py --threads 1 (its default)
+    try:
+        found, _, _ = _train(backend, Run(0, "none"), tmp_path, tmp_path / "t.pth", [])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen.read_text() == "1" and found["MR2_All"] == 50.0

@@ -10,6 +10,7 @@ as the paper's pose-estimation teacher; its ``fc`` is dropped.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -184,8 +185,11 @@ def _train(backend: ModuleType, run: Run, work: Path, teacher: Path,
     output_dir = work / f"seed{run.seed}" / run.name
     shutil.rmtree(output_dir, ignore_errors=True)  # a previous attempt's logs would mix in
     start = time.perf_counter()
+    # Each run as many torch threads as this process (tools/reproduce.py --threads, default 1):
+    # runs side by side (--jobs) on a small machine would otherwise oversubscribe its cores.
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     done = subprocess.run(backend.command(run.mode, run.seed, output_dir, teacher, run.alpha,
-                                          schedule_opts), capture_output=True, text=True)
+                                          schedule_opts), env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         if any(word in done.stderr[-3000:] for word in DIVERGED):
