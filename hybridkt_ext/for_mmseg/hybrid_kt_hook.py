@@ -7,8 +7,9 @@ conversion of a config, whatever the segmentor (EncoderDecoder, CascadeEncoderDe
 
 alpha, L1, L2 and L3 reach the MessageHub through the loss dict (mmengine's RuntimeInfoHook
 stores every ``log_vars`` entry as ``train/<key>``), so LoggerHook, ``vis_data/scalars.json``
-and TensorBoard show them at every logging interval with no extra code. This hook does what
-the loss dict cannot: fail before the first step if the teacher is not frozen, verify after
+and TensorBoard show them at every logging interval with no extra code; this hook adds the
+last iteration when the interval skips it (a run shorter than the interval logs too). It does
+what the loss dict cannot: fail before the first step if the teacher is not frozen, verify after
 training that the teacher's weights and running statistics are unchanged, and keep the
 teacher out of checkpoints.
 
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Mapping
 
 from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch import nn
@@ -72,6 +73,22 @@ def _teacher_source(runner) -> str | None:
     cfg = getattr(runner, "cfg", None) or {}
     teacher = ((cfg.get("model") or {}).get("backbone") or {}).get("teacher") or {}
     return teacher.get("checkpoint") if isinstance(teacher, Mapping) else None
+
+
+def _log_the_last_iteration(runner, batch_idx: int) -> None:
+    """Writes the last training iteration's log line and scalars (alpha, L1..L3 included) when
+    mmengine's LoggerHook would not: it logs every ``interval`` iterations only, so a run
+    shorter than the interval (a 4-iteration smoke run) or not a multiple of it would end
+    without its last values, where detectron2's writers always write the last iteration.
+    The same calls as LoggerHook's, on the same file; this hook runs before LoggerHook."""
+    logger = next((h for h in runner.hooks if isinstance(h, LoggerHook)), None)
+    if logger is None or logger.every_n_inner_iters(batch_idx, logger.interval) or (
+            logger.end_of_epoch(runner.train_dataloader, batch_idx)
+            and (not logger.ignore_last or len(runner.train_dataloader) <= logger.interval)):
+        return  # LoggerHook logs this iteration itself (or nothing logs at all)
+    tag, log_str = runner.log_processor.get_log_after_iter(runner, batch_idx, "train")
+    runner.logger.info(log_str)
+    runner.visualizer.add_scalars(tag, step=runner.iter + 1, file_path=logger.json_log_path)
 
 
 @HOOKS.register_module()
@@ -155,6 +172,8 @@ class HybridKTHook(Hook):
                 row[key] = float(scalar.current())
         if row:
             self._rows.append({"step": runner.iter + 1, **row})
+        if row and runner.iter + 1 == runner.max_iters:
+            _log_the_last_iteration(runner, batch_idx)
 
     def after_train(self, runner) -> None:
         if self._rows and any("hkt_alpha" in r for r in self._rows) and is_main_process():

@@ -88,6 +88,18 @@ def test_train_det_and_test_det_on_the_synthetic_hybrid_config(tmp_path, cityper
     assert len(dumped) == SMALL["num_val"] and "pred_instances" in dumped[0]
 
 
+def test_a_run_shorter_than_the_logging_interval_still_logs_its_alpha(tmp_path,
+                                                                      citypersons_root):
+    # The smoke command: the configs log every 20 iterations, the run has 4.
+    work = tmp_path / "work"
+    done = _tool("train_det.py", str(SYNTHETIC_HYBRID), "--work-dir", str(work),
+                 "--cfg-options", "train_cfg.max_iters=4", *_data_options(citypersons_root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [r for r in read_scalars(work) if "hkt_alpha" in r]
+    assert [r["iter"] for r in rows] == [4]  # the last iteration, once
+    assert {"hkt_L1", "hkt_L2", "hkt_L3", "loss"} <= set(rows[0])
+
+
 def test_test_det_refuses_an_out_that_is_not_a_pickle(tmp_path, citypersons_root):
     done = _tool("test_det.py", str(SYNTHETIC_HYBRID), str(tmp_path / "none.pth"),
                  "--out", str(tmp_path / "dets.json"), "--cfg-options",
