@@ -43,7 +43,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-
 from hybridkt_ext.cli_arguments import non_negative_int, positive_int, torch_device
 from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridForward,
                                LossBalancer, align_stages, export_student_state_dict,

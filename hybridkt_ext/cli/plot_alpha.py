@@ -13,7 +13,6 @@ import json
 import sys
 from pathlib import Path
 
-
 from hybridkt_ext.plotting import plot_alpha_and_path_losses
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 

@@ -3,7 +3,7 @@
 Examples:
   hybridkt-reproduce --quick                  # every experiment, minutes
   hybridkt-reproduce --experiments classification --seeds 3 --out docs/results \
-      --overwrite                                     # the tables the docs quote
+      --overwrite                             # the tables the docs quote
   hybridkt-reproduce --experiments segmentation --seeds 2 --iters 400
   hybridkt-reproduce --experiments detection --detection-framework mmdet --quick
 
@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-
 
 from hybridkt_ext.cli_arguments import positive_int
 from hybridkt_ext.reproduction.runner import EXPERIMENTS, run_experiments

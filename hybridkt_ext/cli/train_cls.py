@@ -16,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-
 from hybridkt_ext.cli_arguments import positive_float, positive_int
 from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig
 from hybridkt_ext.for_classification.data import load_datasets

@@ -4,7 +4,7 @@ Examples:
   hybridkt-train-det \
       configs/mmdet/faster-rcnn_mobilenetv1_fpn_hybrid-r18_synthetic-citypersons.py \
       --cfg-options train_cfg.max_iters=4
-  torchrun --nproc_per_node=4 hybridkt-train-det CONFIG --launcher pytorch
+  torchrun --nproc_per_node=4 -m hybridkt_ext.cli.train_det CONFIG --launcher pytorch
   hybridkt-train-det CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
 
 The tool itself is hybridkt_ext/for_mmseg/training_tool.py (shared with hybridkt-train-seg).

@@ -4,7 +4,7 @@ Examples:
   hybridkt-train-seg \
       configs/mmseg/deeplabv3_r18w8-d8_hybrid-r18w16-d8_1xb4-400_synthetic-cityscapes-64x128.py \
       --cfg-options train_cfg.max_iters=4
-  torchrun --nproc_per_node=4 hybridkt-train-seg CONFIG --launcher pytorch
+  torchrun --nproc_per_node=4 -m hybridkt_ext.cli.train_seg CONFIG --launcher pytorch
   (without CUDA: one process per core with gloo, env_cfg.dist_cfg.backend='gloo')
   hybridkt-train-seg CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
 
