@@ -1,6 +1,7 @@
 """The test tool of the OpenMMLab adapters: mmseg's and mmdet's ``tools/test.py`` CLI.
 
-``tools/test_seg.py`` and ``tools/test_det.py`` are this module with the adapter imported.
+``cli/test_seg.py`` and ``cli/test_det.py`` (``tools/test_*.py`` in a clone) are this module with
+the adapter imported.
 With a hybrid config the student is evaluated alone, through its plain config
 (``student_export.student_evaluation``): neither the teacher nor its file is needed. The
 checkpoint may be a hybrid training checkpoint (mapped to the student's keys) or an exported

@@ -1,6 +1,7 @@
 """The training tool of the OpenMMLab adapters: mmseg's and mmdet's ``tools/train.py`` CLI.
 
-``tools/train_seg.py`` and ``tools/train_det.py`` are this module with the adapter imported
+``cli/train_seg.py`` and ``cli/train_det.py`` (``tools/train_*.py`` in a clone) are this module with
+the adapter imported
 (which registers HybridBackbone, the hook and the datasets in that framework's registries).
 Before anything is built it checks the schedule and claims the work dir (``work_dir_guard``);
 ``--amp`` without CUDA, a bad config value or checkpoint stop with one line (``tool_errors``).

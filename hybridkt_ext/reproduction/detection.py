@@ -10,6 +10,7 @@ as the paper's pose-estimation teacher; its ``fc`` is dropped.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -227,7 +228,7 @@ def run(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None =
             found, alpha_rows, seconds = future.result()
             tables.add(r, found, alpha_rows)
             write_tables(tables.all, out)
-            state = "diverged" if all(v != v for v in found.values()) else found
+            state = "diverged" if all(math.isnan(v) for v in found.values()) else found
             progress(f"[det {backend.NAME}] seed {r.seed} {r.name}: {state} ({seconds:.0f} s)")
     return {"tables": tables.all, "plots": tables.plot(out),
             "settings": {"framework": backend.NAME, "schedule": schedule},

@@ -8,12 +8,12 @@ bit-identical (each framework has its own samplers, initialisation and data orde
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import torch
 
+from hybridkt_ext.run_logs import read_mmengine_scalars
 from hybridkt_ext.shipped_configs import config_dir
 
 STEM = "faster-rcnn_mobilenetv1_fpn_{}_synthetic-citypersons.py"
@@ -84,18 +84,11 @@ def command(mode: str, seed: int, output_dir: Path, teacher: Path, alpha: float 
             "--work-dir", str(output_dir), "--cfg-options", *options]
 
 
-def _scalars(output_dir: Path) -> list[dict]:
-    files = sorted(output_dir.glob("*/vis_data/scalars.json"))
-    if not files:
-        return []
-    return [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
-
-
 def final_metrics(output_dir: Path) -> dict[str, float]:
     """The last MR^-2 values of the run's scalars log, without the metric's prefix
     (``citypersons/MR2_Reasonable`` -> ``MR2_Reasonable``)."""
     found: dict[str, float] = {}
-    for row in _scalars(output_dir):
+    for row in read_mmengine_scalars(output_dir):
         found.update({k.split("/")[-1]: v for k, v in row.items() if "MR2" in k})
     return found
 
@@ -104,4 +97,4 @@ def alpha_rows(output_dir: Path) -> list[dict[str, float]]:
     """alpha and L1..L3 as the scalars log holds them (every 20 iterations)."""
     return [{"step": r["step"], **{k: r[k] for k in ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
                                    if k in r}}
-            for r in _scalars(output_dir) if "hkt_alpha" in r]
+            for r in read_mmengine_scalars(output_dir) if "hkt_alpha" in r]

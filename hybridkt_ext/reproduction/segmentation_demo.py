@@ -26,6 +26,7 @@ from typing import Callable
 from mmengine.hooks import Hook
 
 from hybridkt_ext.core import write_text_atomically
+from hybridkt_ext.run_logs import read_mmengine_scalars
 from hybridkt_ext.shipped_configs import config_dir
 
 CONFIG_DIR = config_dir("mmseg")
@@ -160,12 +161,9 @@ def evaluate_miou(config: Path, checkpoint: Path, work_dir: Path, seed: int, opt
 
 def read_path_losses(work_dir: Path) -> list[dict]:
     """Rows of step, hkt_alpha, hkt_L1..3 from a run's vis_data/scalars.json."""
-    files = sorted(work_dir.glob("*/vis_data/scalars.json"))
-    if not files:
-        return []
-    rows = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
     keys = ("step", "hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
-    return [{k: row[k] for k in keys} for row in rows if all(k in row for k in keys)]
+    return [{k: row[k] for k in keys} for row in read_mmengine_scalars(work_dir)
+            if all(k in row for k in keys)]
 
 
 def check_demo_work_dir(work_dir: str | Path, overwrite: bool) -> None:

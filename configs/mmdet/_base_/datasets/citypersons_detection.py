@@ -3,8 +3,6 @@
 # data_root/leftImg8bit/{train,val}/<city>/. Full resolution, as the paper trains (Table 4).
 # A dataset base as mmdet's own _base_/datasets/*.py: compose it with a model, a schedule and
 # mmdet's default_runtime; the detector's heads need num_classes=1 (one class, person).
-# A dataset base as mmdet's own _base_/datasets/*.py: compose it with a model, a schedule and
-# mmdet's default_runtime; the detector's heads need num_classes=1 (one class, person).
 custom_imports = dict(imports=['hybridkt_ext.for_mmdet'], allow_failed_imports=False)
 
 dataset_type = 'CityPersonsDataset'
