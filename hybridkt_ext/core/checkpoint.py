@@ -251,12 +251,13 @@ def _check_values(path: str, state: Mapping[str, torch.Tensor],
     """Refuses integer data for floating-point weights and non-finite weights, naming the key.
 
     Copying int8 (quantised) values into a float module would silently load weights such as
-    -1, 2, 5; a NaN weight would surface only as a non-finite loss at the first step.
+    -1, 2, 5, and copying complex ones would drop their imaginary part with only torch's cast
+    warning; a NaN weight would surface only as a non-finite loss at the first step.
     """
     for key, value in state.items():
         if not target[key].is_floating_point():
             continue  # integer buffers (counters) are copied as they are
-        if not (value.is_floating_point() or value.is_complex()):
+        if not value.is_floating_point():
             raise TeacherCheckpointError(
                 f"{path}: {key!r} holds {value.dtype} values where the teacher has "
                 f"{target[key].dtype} weights (a quantised or wrongly converted checkpoint?); "

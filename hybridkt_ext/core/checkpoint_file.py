@@ -12,16 +12,26 @@ run any code it names (``os.system`` included). So every file is read with an al
 A file that needs any other class is refused with ``UntrustedCheckpointError``, which names the
 class and the explicit opt-in (``trust=True``) for a file the user trusts. There is no
 process-wide switch: torch's own protection stays on for every other load.
+
+Allowed callables are no way in either: a pickle calls them with arguments of its choosing, so
+``bytes``, numpy's array reconstruction and ``_codecs.encode`` are replaced by versions that
+build only what legitimate checkpoints hold (an empty ``bytes()``, arrays whose data comes from
+the file itself, latin-1 text no larger in all than the file). ``bytes(8_000_000_000)`` in a
+60-byte file is refused before anything is allocated.
 """
 from __future__ import annotations
 
 import _compat_pickle
 import errno
+import functools
 import importlib
+import math
 import os
 import pickle
+import pickletools
 import re
 import types
+import zipfile
 from typing import Any, Callable, Sequence
 
 import torch
@@ -109,6 +119,28 @@ _HISTORY_BUFFER = "mmengine.logging.history_buffer.HistoryBuffer"
 _HISTORY_BUFFER_METHODS = frozenset({"min", "max", "mean", "current"})
 
 
+# How a refused call is named in messages; torch's unpickler keeps only the message of what a
+# callable raises, so the marker lets the refusal be told apart from corruption.
+_REFUSED_CALL = "refusing to call "
+
+
+class _RefusedCall(pickle.UnpicklingError):
+    """An allowed callable was asked for something legitimate checkpoints never ask."""
+
+    def __init__(self, call: str) -> None:
+        super().__init__(_REFUSED_CALL + call)
+        self.call = call
+
+
+def _describe(value: Any) -> str:
+    if id(value) in _GUARDED_NAMES:
+        return _GUARDED_NAMES[id(value)]
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` for unpickling: only HistoryBuffer's own statistics methods.
 
@@ -118,13 +150,89 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     if f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}" == _HISTORY_BUFFER \
             and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name, None)  # None on the placeholder: nothing to call there
-    raise pickle.UnpicklingError(f"refusing getattr({obj!r}, {name!r}) while unpickling")
+    raise _RefusedCall(f"getattr({_describe(obj)}, {_describe(name)})")
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes`` for unpickling: protocol-2 pickles write an empty ``b''`` as ``bytes()``.
+
+    Any argument is refused: ``bytes(8_000_000_000)`` would allocate what the file asks for.
+    """
+    if args:
+        raise _RefusedCall(f"bytes({', '.join(map(_describe, args))})")
+    return b""
+
+
+def _empty_array_reconstruct(reconstruct: Callable[..., Any], subtype: Any, shape: Any,
+                             dtype: Any) -> Any:
+    """numpy's ``_reconstruct`` for unpickling, for the empty array every pickle starts from.
+
+    numpy pickles an array as ``_reconstruct(ndarray, (0,), b'b')`` and then sets its data
+    from the file's bytes (``__setstate__`` checks their size); a larger shape here would
+    allocate memory the file does not hold.
+    """
+    try:
+        elements = math.prod(int(n) for n in shape)
+    except (TypeError, ValueError):
+        elements = -1
+    if elements != 0:
+        raise _RefusedCall(f"numpy _reconstruct(shape={_describe(shape)})")
+    return reconstruct(_numpy_array_class(subtype), shape, dtype)
+
+
+def _numpy_array_class(subtype: Any) -> Any:
+    import numpy as np
+
+    return np.ndarray if subtype is _NdarrayName or subtype is np.ndarray else subtype
+
+
+class _NdarrayName:
+    """What the ``.pkl`` reader gives for ``numpy.ndarray``: a name, not a constructor.
+
+    Pickles pass the class to ``_reconstruct`` (which maps it back); calling it, as a hostile
+    file does to allocate ``ndarray((10**12,))``, is refused.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise _RefusedCall(f"numpy.ndarray({', '.join(map(_describe, args))})")
+
+
+def _file_sized_scalar(scalar: Callable[..., Any], dtype: Any, *data: Any) -> Any:
+    """numpy's ``scalar`` for unpickling: the value's bytes must be in the file."""
+    if getattr(dtype, "hasobject", False):
+        return scalar(dtype, *data)
+    if len(data) != 1 or not isinstance(data[0], bytes) \
+            or len(data[0]) != getattr(dtype, "itemsize", -1):
+        raise _RefusedCall(f"numpy scalar({_describe(dtype)}, {len(data)} argument(s))")
+    return scalar(dtype, data[0])
+
+
+# The stand-ins, by the name a pickle gives them: messages say what the file asked for.
+_GUARDED_NAMES = {id(_history_buffer_getattr): "getattr", id(_empty_bytes): "bytes",
+                  id(_NdarrayName): "numpy.ndarray"}
+
+
+@functools.lru_cache(maxsize=None)  # one object per function: torch's allowlist is a set
+def _guarded(guard: Callable[..., Any], real: Callable[..., Any]) -> Callable[..., Any]:
+    return functools.partial(guard, real)
 
 
 def _resolve(qualified: str) -> Any | None:
     if qualified == "builtins.getattr":
         return _history_buffer_getattr
+    if qualified == "builtins.bytes":
+        return _empty_bytes
     module, _, name = qualified.rpartition(".")
+    if name in ("_reconstruct", "scalar") and module in _NUMPY_MODULES:
+        real = _resolve_importable(module, name)
+        if real is None:
+            return None
+        guard = _empty_array_reconstruct if name == "_reconstruct" else _file_sized_scalar
+        return _guarded(guard, real)
+    return _resolve_importable(module, name)
+
+
+def _resolve_importable(module: str, name: str) -> Any | None:
     for candidate in _NUMPY_MODULES.get(module, (module,)):
         try:
             return getattr(importlib.import_module(candidate), name)
@@ -162,9 +270,18 @@ def allow_framework_checkpoints() -> None:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds containers and numpy arrays; refuses every other global the pickle names."""
+    """Rebuilds containers and numpy arrays; refuses every other global the pickle names.
+
+    Args:
+        file: the open pickle.
+        size: the file's size in bytes: what ``_codecs.encode`` may produce in all.
+    """
 
     _allowed = frozenset(FRAMEWORK_GLOBALS + _PKL_EXTRA_GLOBALS)
+
+    def __init__(self, file: Any, size: int, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._encode_budget = size
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 names (protocol <= 2 pickles), mapped as pickle.Unpickler maps them; no
@@ -176,8 +293,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
         qualified = f"{module}.{name}"
         if qualified not in self._allowed:
             raise _Refused([qualified])
+        if qualified == "_codecs.encode":
+            return self._latin1_encode
+        if qualified == "numpy.ndarray":
+            return _NdarrayName
         obj = _resolve(qualified)
         return obj if obj is not None else _placeholder(qualified)
+
+    def _latin1_encode(self, text: Any, encoding: Any = "utf-8", *rest: Any) -> bytes:
+        """``_codecs.encode`` as protocol-2 pickles use it: latin-1 text the file holds.
+
+        Each call copies its text, and a pickle can pass the same text to thousands of calls:
+        what all calls produce together may not exceed the file's own size.
+        """
+        if rest or not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+            raise _RefusedCall(f"_codecs.encode({_describe(text)}, {_describe(encoding)})")
+        self._encode_budget -= len(text)
+        if self._encode_budget < 0:
+            raise _RefusedCall("_codecs.encode for more bytes than the file holds")
+        return text.encode("latin1")
 
 
 class _TolerantUnpickler(pickle.Unpickler):
@@ -200,6 +334,14 @@ class _Refused(Exception):
     def __init__(self, names: Sequence[str]) -> None:
         super().__init__(", ".join(names))
         self.names = list(names)
+
+
+def _call_refusal(path: str, call: str) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f"{path}: untrusted file: its pickle asks for {call}, which no legitimate checkpoint "
+        "does (it reaches beyond the weights or allocates more than the file holds), so "
+        f"nothing of it was run or allocated. {_TRUST_HINT}"
+    )
 
 
 def _refusal(path: str, names: Sequence[str]) -> UntrustedCheckpointError:
@@ -254,14 +396,48 @@ def _check_file(path: str, error: type[CheckpointFileError]) -> None:
                     "or save; download or save the checkpoint again.")
 
 
-def _unsafe_globals(path: str, err: pickle.UnpicklingError) -> list[str]:
-    if "refusing getattr(" in str(err):  # _history_buffer_getattr refused a lookup
-        return ["builtins.getattr"]
+def _refused_call_in(err: BaseException) -> str | None:
+    """What a guarded callable refused, when that is why torch's unpickler failed."""
+    found = re.search(_REFUSED_CALL + r"(.+?)(?:\n|$)", str(err))
+    return found.group(1).strip() if found else None
+
+
+def _globals_in_pickle(path: str) -> list[str]:
+    """The globals a raw pickle names, read by disassembling it (nothing is run)."""
+    names: list[str] = []
+    strings: list[str] = []
     try:
+        with open(path, "rb") as f:
+            # torch's legacy format is several pickles in a row, then raw tensor bytes (on
+            # which disassembly stops).
+            while f.peek(1):
+                for opcode, arg, _ in pickletools.genops(f):
+                    if opcode.name == "GLOBAL":
+                        names.append(str(arg).replace(" ", "."))
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        names.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(arg, str):
+                        strings.append(arg)
+    except Exception:  # noqa: BLE001 - not (or no longer) a pickle: keep what was found
+        pass
+    return list(dict.fromkeys(names))
+
+
+def _torch_allowed_globals() -> set[str]:
+    try:  # private in torch 2.13; without it, torch's own names are simply not filtered
+        from torch._weights_only_unpickler import _get_allowed_globals
+        return set(_get_allowed_globals())
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def _unsafe_globals(path: str, err: pickle.UnpicklingError) -> list[str]:
+    if zipfile.is_zipfile(path):
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # the legacy (non-zip) format: fall back to torch's message
-        names = re.findall(r"GLOBAL ([\w.]+)", str(err))
-    return [n for n in names if n not in FRAMEWORK_GLOBALS] or names
+    else:  # torch's legacy format or a raw pickle: disassemble it
+        names = _globals_in_pickle(path) or re.findall(r"GLOBAL ([\w.]+)", str(err))
+    safe = set(FRAMEWORK_GLOBALS) | _torch_allowed_globals()
+    return [n for n in names if n not in safe]
 
 
 def _read_torch(path: str, trust: bool, map_location: Any,
@@ -280,6 +456,9 @@ def _read_torch(path: str, trust: bool, map_location: Any,
         with torch.serialization.safe_globals(extra):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        refused_call = _refused_call_in(err)
+        if refused_call is not None:
+            raise _call_refusal(path, refused_call) from None
         names = _unsafe_globals(path, err)
         if names:
             raise _refusal(path, names) from None
@@ -291,13 +470,16 @@ def _read_torch(path: str, trust: bool, map_location: Any,
 def _read_pickle(path: str, trust: bool, error: type[CheckpointFileError]) -> Any:
     # detectron2's model-zoo format, read as detectron2's Checkpointer reads it (latin1 lets
     # Python 3 read numpy arrays pickled by Python 2), but with the restricted unpickler.
+    size = os.path.getsize(path)
     unpickler: Callable[..., pickle.Unpickler] = _TolerantUnpickler if trust \
-        else _RestrictedUnpickler
+        else functools.partial(_RestrictedUnpickler, size=size)
     try:
         with open(path, "rb") as f:
             return unpickler(f, encoding="latin1").load()
     except _Refused as refused:
         raise _refusal(path, refused.names) from None
+    except _RefusedCall as refused:
+        raise _call_refusal(path, refused.call) from None
     except Exception as err:  # pickle reports corruption with many exception types
         raise _not_a_checkpoint(path, err, error) from err
 
@@ -341,6 +523,8 @@ def read_checkpoint_file(path: str | os.PathLike[str], trust: bool = False,
     _check_file(path, error)
     if path.endswith(".safetensors"):
         return _read_safetensors(path, error)
-    if path.endswith(".pkl"):
+    # A torch file is a zip archive whatever its name: read it as one (unpickling its
+    # data.pkl alone fails on the tensors' persistent ids, which reads as corruption).
+    if path.endswith(".pkl") and not zipfile.is_zipfile(path):
         return _read_pickle(path, trust, error)
     return _read_torch(path, trust, map_location, error)

@@ -17,31 +17,32 @@ The teacher network is named in one of three ways, next to ``core.TeacherSpec``'
 With ``config``, the backbone, the key prefix (``'backbone.'``) and the pixel convention (the
 config's data preprocessor) come from that config. With a backbone dict, an mmengine checkpoint's
 own training config (``meta['cfg']``) is compared with the dict, so a dilation or depth copied
-wrong fails before the first step instead of training the wrong network.
+wrong fails before the first step instead of training the wrong network, and the teacher is fed
+the pixel convention of that config's data preprocessor (unless ``input`` says otherwise). The
+stored text is read as literals, never executed.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import re
-from typing import Iterable
+from typing import Iterator
 
+import torch
 from torch import nn
 
 from hybridkt_ext.core import InputConvention, StagedBackbone, TeacherCheckpointError
 from hybridkt_ext.core.checkpoint import read_weights_and_meta
+from hybridkt_ext.core.closest_names import did_you_mean
 from hybridkt_ext.core.teacher_loading import load_teacher
 from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
 
 from .backbone_source import BackboneSource, mmseg_source
-from .teacher_config import (backbone_from_config, backbone_of_checkpoint, config_hints,
+from .teacher_config import (backbone_from_config, backbone_of_config, config_hints,
+                             convention_of_config, stored_training_config,
                              structural_differences)
-
-
-def _did_you_mean(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 def _constructor_error(kind: str, err: Exception) -> str:
@@ -59,7 +60,7 @@ def _build_backbone(cfg: dict, source: BackboneSource) -> nn.Module:
     if models.get(kind) is None:
         raise ValueError(
             f"teacher.type={kind!r} is neither a registered {source.framework} backbone nor "
-            f"'torchvision.<name>' / 'timm.<name>'.{_did_you_mean(kind, models.module_dict)} "
+            f"'torchvision.<name>' / 'timm.<name>'.{did_you_mean(kind, models.module_dict)} "
             "Custom backbones must be imported first (custom_imports); or name the teacher by "
             "its training config, teacher=dict(config=..., checkpoint=...).")
     if cfg.get("pretrained") or cfg.get("init_cfg"):
@@ -129,11 +130,55 @@ def build_teacher(spec: dict, source: BackboneSource | None = None
     if teacher.checkpoint is not None:
         state, meta = read_weights_and_meta(teacher.checkpoint, trust=teacher.trust_checkpoint,
                                            error=TeacherCheckpointError)
-        trained = backbone_of_checkpoint(meta)
-        if trained is not None and not is_zoo_name(kind):
-            _check_training_config(network, model, trained, teacher.checkpoint, source)
+        stored = stored_training_config(meta, teacher.checkpoint)
+        if stored is not None:
+            trained = backbone_of_config(stored)
+            if trained is not None and not is_zoo_name(kind):
+                _check_training_config(network, model, trained, teacher.checkpoint, source)
+            if "config" not in spec:  # a named config gives the convention itself
+                convention = _stored_convention(stored, teacher.checkpoint)
     load_teacher(staged, teacher, state=state)
     return staged, teacher.input or convention
+
+
+def _stored_convention(stored: dict, path: str) -> InputConvention | None:
+    """The pixels the checkpoint's training config fed its backbone (its data preprocessor)."""
+    try:
+        return convention_of_config(stored)
+    except ValueError as err:
+        raise TeacherCheckpointError(
+            f"{path}: the training config stored in it has an unusable data_preprocessor "
+            f"({err}). Give the teacher's pixel convention yourself: teacher.input=dict(mean=..., "
+            "std=..., channel_order='RGB'|'BGR').") from None
+
+
+@contextlib.contextmanager
+def _weights_take_no_memory() -> Iterator[None]:
+    """Modules built inside get their parameters and buffers on the meta device.
+
+    The network of a checkpoint's stored config is built only to compare its structure, and
+    its sizes come from someone else's file (``embed_dims=10**6`` would allocate terabytes).
+    ``torch.device('meta')`` as a default device would do it too, but backbones that call
+    ``.item()`` while being built (MiT, Swin, ViT) fail under it.
+    """
+    register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def parameter_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None:
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def buffer_on_meta(module: nn.Module, name: str, tensor: torch.Tensor | None,
+                       persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign]
+    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+        nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
 
 
 def _check_training_config(network: dict, model: nn.Module, trained: dict, path: str,
@@ -143,7 +188,9 @@ def _check_training_config(network: dict, model: nn.Module, trained: dict, path:
         differences = [f"type {network.get('type')!r} here vs {trained.get('type')!r}"]
     else:
         try:
-            differences = structural_differences(model, _build_backbone(trained, source))
+            with _weights_take_no_memory():
+                as_trained = _build_backbone(trained, source)
+            differences = structural_differences(model, as_trained)
         except Exception:  # the training config needs imports we lack: nothing to compare
             return
     if differences:

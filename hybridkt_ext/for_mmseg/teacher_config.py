@@ -7,7 +7,9 @@ loads into a non-dilated ResNet without a single shape error, and trains the wro
 The teacher's pixel convention comes from the config's data preprocessor.
 
 mmengine also stores the training config's text in every checkpoint (``meta['cfg']``), so a
-hand-written teacher dict can be held against the network its weights were trained in.
+hand-written teacher dict can be held against the network its weights were trained in, and fed
+the pixels it was trained on. That text is read as literals only (``core.literal_config``): it
+comes from someone else's file, and executing it would run their code.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from mmengine.config import Config
 from torch import nn
 
 from hybridkt_ext.core import InputConvention
+from hybridkt_ext.core.literal_config import UnreadableStoredConfigError, read_literal_config
 
 # Constructor arguments that change the network's function (and so must match the training
 # config) are all the others: these only change training behaviour or what is returned.
@@ -56,24 +59,41 @@ def resolve_config_path(name: str) -> Path:
     return path
 
 
-def _model_backbone(cfg: Mapping) -> dict | None:
-    backbone = (cfg.get("model") or {}).get("backbone")
+def backbone_of_config(cfg: Mapping) -> dict | None:
+    """The backbone dict of a segmentor config (a hybrid one's student), without weights."""
+    model = cfg.get("model")
+    backbone = model.get("backbone") if isinstance(model, Mapping) else None
+    if isinstance(backbone, Mapping) and backbone.get("type") == "HybridBackbone":
+        backbone = backbone.get("student")  # a hybrid-trained student as the teacher
     if not isinstance(backbone, Mapping):
         return None
     backbone = dict(backbone)
-    if backbone.get("type") == "HybridBackbone":  # a hybrid-trained student as the teacher
-        backbone = dict(backbone["student"])
     for key in ("init_cfg", "pretrained"):  # weights come from the teacher's checkpoint
         backbone.pop(key, None)
     return backbone
 
 
 def convention_from_preprocessor(preprocessor: Mapping | None) -> InputConvention | None:
-    """The pixel convention of an mmseg data preprocessor (images are loaded BGR by mmcv)."""
-    if not preprocessor or "mean" not in preprocessor:
+    """The pixel convention of an mmseg data preprocessor (images are loaded BGR by mmcv).
+
+    Raises:
+        ValueError: ``mean``/``std`` are not three finite numbers each (std positive).
+    """
+    if not isinstance(preprocessor, Mapping) or "mean" not in preprocessor:
         return None
-    return InputConvention(tuple(preprocessor["mean"]), tuple(preprocessor["std"]),
+    mean, std = preprocessor.get("mean"), preprocessor.get("std")
+    if not isinstance(mean, (list, tuple)) or not isinstance(std, (list, tuple)):
+        raise ValueError(f"data_preprocessor mean={mean!r}, std={std!r}: need three numbers "
+                         "each.")
+    return InputConvention(tuple(mean), tuple(std),
                            "RGB" if preprocessor.get("bgr_to_rgb", False) else "BGR")
+
+
+def convention_of_config(cfg: Mapping) -> InputConvention | None:
+    """The pixel convention a segmentor config's data preprocessor gives its backbone."""
+    model = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else {}
+    return convention_from_preprocessor(model.get("data_preprocessor")
+                                        or cfg.get("data_preprocessor"))
 
 
 def backbone_from_config(name: str) -> tuple[dict, InputConvention | None]:
@@ -87,24 +107,28 @@ def backbone_from_config(name: str) -> tuple[dict, InputConvention | None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = Config.fromfile(str(path)).to_dict()
-    backbone = _model_backbone(cfg)
+    backbone = backbone_of_config(cfg)
     if backbone is None:
         raise ValueError(f"teacher.config={name!r} ({path}) has no model.backbone.")
-    preprocessor = (cfg.get("model") or {}).get("data_preprocessor") \
-        or cfg.get("data_preprocessor")
-    return backbone, convention_from_preprocessor(preprocessor)
+    return backbone, convention_of_config(cfg)
 
 
-def backbone_of_checkpoint(meta: Mapping | None) -> dict | None:
-    """The backbone dict of the training config stored in an mmengine checkpoint's meta."""
+def stored_training_config(meta: Mapping | None, path: str) -> dict | None:
+    """The training config an mmengine checkpoint stores in ``meta['cfg']``, read as literals.
+
+    None when there is none, or when it is not plain literals: then a warning says that the
+    teacher could not be checked against it (nothing of the text ran).
+    """
     text = (meta or {}).get("cfg")
     if not isinstance(text, str):
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _model_backbone(Config.fromstring(text, ".py").to_dict())
-    except Exception:  # custom imports of another project, an unparsable dump: no check
+        return read_literal_config(text)
+    except UnreadableStoredConfigError as err:
+        warnings.warn(f"{path}: cannot read the training config stored in this checkpoint "
+                      f"(meta['cfg']: {err}); it was not run, and the teacher is not checked "
+                      "against it. Name the teacher by its config, teacher=dict(config=..., "
+                      "checkpoint=...), to have it built as trained.", stacklevel=2)
         return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import subprocess
 import sys
 import types
 
@@ -238,10 +239,49 @@ class _GetattrGadget:
         return getattr, (getattr, "__self__")
 
 
-def test_getattr_is_allowed_only_for_history_buffer_methods(tmp_path):
-    torch.save({"state_dict": _weights(), "x": _GetattrGadget()}, tmp_path / "g.pth")
-    with pytest.raises(UntrustedCheckpointError, match="builtins.getattr"):
-        read_checkpoint_file(tmp_path / "g.pth")
+@pytest.mark.parametrize("suffix", [".pth", ".pkl"])
+def test_getattr_is_allowed_only_for_history_buffer_methods(tmp_path, suffix):
+    path = tmp_path / f"g{suffix}"
+    if suffix == ".pkl":
+        model = {k: v.numpy() for k, v in _weights().items()}
+        path.write_bytes(pickle.dumps({"model": model, "x": _GetattrGadget()}, protocol=2))
+    else:
+        torch.save({"state_dict": _weights(), "x": _GetattrGadget()}, path)
+    with pytest.raises(UntrustedCheckpointError) as info:
+        read_checkpoint_file(path)
+    # Untrusted, naming what was asked for; not "corrupt, re-download it".
+    assert str(info.value).startswith(
+        f"{path}: untrusted file: its pickle asks for getattr(getattr, '__self__'), which no "
+        "legitimate checkpoint does")
+    assert "corrupt" not in str(info.value)
+
+
+class _Call:
+    """Unpickles as ``function(*args)``: how a pickle calls an allowed callable."""
+
+    def __init__(self, function, *args) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def _mmengine_history_buffer():
+    return pytest.importorskip("mmengine.logging.history_buffer").HistoryBuffer
+
+
+@pytest.mark.parametrize("gadget, asked", [
+    (lambda: _Call(getattr, _mmengine_history_buffer(), "__init__"),
+     "getattr(mmengine.logging.history_buffer.HistoryBuffer, '__init__')"),
+    (lambda: _Call(getattr, _Call(getattr, _mmengine_history_buffer(), "mean"), "__globals__"),
+     "getattr(mmengine.logging.history_buffer.HistoryBuffer.mean, '__globals__')"),
+])
+def test_history_buffer_gadgets_are_untrusted_naming_the_lookup(tmp_path, gadget, asked):
+    path = tmp_path / "g.pkl"
+    path.write_bytes(pickle.dumps({"x": gadget()}, protocol=2))
+    with pytest.raises(UntrustedCheckpointError) as info:
+        read_checkpoint_file(path)
+    assert f"untrusted file: its pickle asks for {asked}" in str(info.value)
 
 
 def test_reading_keeps_the_process_wide_allowlist(tmp_path):
@@ -250,3 +290,89 @@ def test_reading_keeps_the_process_wide_allowlist(tmp_path):
     torch.save(_weights(), tmp_path / "w.pth")
     read_checkpoint_file(tmp_path / "w.pth")
     assert set(torch.serialization.get_safe_globals()) == before
+
+
+# ------------------------------------------------------------------- no memory bomb from a file
+class _Amplified:
+    """``_codecs.encode(text, 'latin1')`` of text the pickle holds once and passes many times."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __reduce__(self):
+        import codecs
+        return codecs.encode, (self.text, "latin1")
+
+
+def _bombs() -> dict[str, object]:
+    text = "x" * 100_000  # pickled once, referenced by every call: 20,000 calls ask for 2 GB
+    return {
+        "bytes": _Call(bytes, 8_000_000_000),
+        "hex": _Call(__import__("codecs").encode, _Call(bytes, 10**9), "hex"),
+        "ndarray": _Call(np.ndarray, (10**12,)),
+        "reconstruct": _Call(np._core.multiarray._reconstruct, np.ndarray, (10**12,), b"b"),
+        "scalar": _Call(np._core.multiarray.scalar, np.dtype(("V", 10**9)), b""),
+        "encode": [_Amplified(text) for _ in range(20_000)],
+    }
+
+
+_MEASURE = """
+import resource, sys
+from hybridkt_ext.core import UntrustedCheckpointError, read_checkpoint_file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for path in sys.argv[1:]:
+    try:
+        read_checkpoint_file(path)
+        print("read")
+    except UntrustedCheckpointError as err:
+        print(err)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+_ASKED = {
+    "bytes": "bytes(8000000000)",
+    "hex": "bytes(1000000000)",
+    "ndarray": "numpy.ndarray((1000000000000,))",
+    "reconstruct": "numpy _reconstruct(shape=(1000000000000,))",
+    "scalar": "numpy scalar(dtype('V1000000000'), 1 argument(s))",
+    "encode": "_codecs.encode for more bytes than the file holds",
+}
+
+
+def test_a_pickle_that_asks_for_gigabytes_is_refused_before_allocating(tmp_path):
+    paths = []
+    for name, bomb in _bombs().items():
+        paths.append(tmp_path / f"{name}.pkl")
+        paths[-1].write_bytes(pickle.dumps({"model": bomb}, protocol=2))
+        assert paths[-1].stat().st_size < 1_000_000  # for gigabytes
+    # One process for all: its peak memory is measured, and importing torch takes seconds.
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, paths)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    *messages, grown_mib = done.stdout.strip().splitlines()
+    for path, message in zip(paths, messages, strict=True):
+        assert message.startswith(f"{path}: untrusted file: its pickle asks for "
+                                  f"{_ASKED[path.stem]}, which no legitimate checkpoint does")
+    assert int(grown_mib) < 100, f"reading grew the peak RSS by {grown_mib} MiB"
+
+
+def test_a_raw_pickle_named_pth_is_refused_as_untrusted_naming_the_call(tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "teacher.pth"
+    path.write_bytes(pickle.dumps({"x": _CreatesFile(str(marker))}, protocol=2))
+    with pytest.raises(UntrustedCheckpointError) as info:
+        read_checkpoint_file(path)
+    assert str(info.value).startswith(f"{path}: refusing to unpickle `posix.system`")
+    assert "corrupt" not in str(info.value) and not marker.exists()
+
+
+def test_a_torch_file_named_pkl_is_read_as_a_torch_file(tmp_path):
+    torch.save({"model": _weights()}, tmp_path / "model_final.pkl")
+    saved = read_checkpoint_file(tmp_path / "model_final.pkl")
+    assert torch.equal(saved["model"]["weight"], _weights()["weight"])
+
+
+def test_complex_weights_for_a_real_teacher_are_refused(tmp_path):
+    complex_weights = {k: torch.complex(v, torch.ones_like(v)) for k, v in _weights().items()}
+    torch.save(complex_weights, tmp_path / "c.pth")
+    with pytest.raises(TeacherCheckpointError, match=r"'weight' holds torch\.complex64 values "
+                       r"where the teacher has torch\.float32 weights"):
+        load_teacher_weights(nn.Linear(3, 2), tmp_path / "c.pth")

@@ -144,3 +144,76 @@ def test_the_students_own_pretrained_init_still_applies(tmp_path):
     backbone.init_weights()
     for key, value in pretrained.items():
         assert torch.equal(backbone.student.state_dict()[key], value), key
+
+
+def _hand_written_teacher_file(path, cfg_text: str) -> dict:
+    """A teacher checkpoint whose stored training config is ``cfg_text``."""
+    torch.manual_seed(3)
+    backbone = dict(type="ResNetV1c", depth=18, dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
+                    contract_dilation=True)
+    weights = MODELS.build(backbone).state_dict()
+    torch.save({"meta": {"cfg": cfg_text, "iter": 80000},
+                "state_dict": {f"backbone.{k}": v for k, v in weights.items()}}, path)
+    return dict(backbone, checkpoint=str(path), prefix="backbone.")
+
+
+def test_a_stored_training_config_is_never_executed(tmp_path):
+    marker = tmp_path / "PWNED"
+    hostile = (f"_x = __import__('os').system('touch {marker}')\n"
+               "model = dict(backbone=dict(type='ResNetV1c', depth=18))\n")
+    teacher = _hand_written_teacher_file(tmp_path / "t.pth", hostile)
+    with pytest.warns(UserWarning, match=r"cannot read the training config stored in this "
+                      r"checkpoint \(meta\['cfg'\]: line 1: `__import__\('os'\).system"):
+        staged, _ = build_teacher(teacher)
+    assert not marker.exists()
+    assert staged.num_stages == 4  # the weights still load; only the check is skipped
+
+
+def test_a_hand_written_teacher_takes_the_pixel_convention_of_its_training_config(tmp_path):
+    stored = ("model = dict(type='EncoderDecoder', data_preprocessor=dict(type="
+              "'SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1], bgr_to_rgb=False),\n"
+              "    backbone=dict(type='ResNetV1c', depth=18, dilations=(1, 1, 2, 4), "
+              "strides=(1, 2, 1, 1), contract_dilation=True))\n")
+    teacher = _hand_written_teacher_file(tmp_path / "t.pth", stored)
+    _, convention = build_teacher(teacher)
+    assert convention.channel_order == "BGR" and convention.mean == (0, 0, 0) \
+        and convention.std == (1, 1, 1)
+    # What the student's images become for this teacher: the ImageNet RGB normalisation undone.
+    backbone = HybridBackbone(student=STUDENT, teacher=teacher)
+    from hybridkt_ext.core import InputConvention
+    backbone.adopt_student_input(InputConvention())
+    transform = backbone.engine.teacher_input
+    assert transform.swap and torch.allclose(
+        transform.scale.flatten(), torch.tensor([57.375, 57.12, 58.395]))
+    # teacher.input still settles it explicitly.
+    _, explicit = build_teacher(dict(teacher, input=dict(channel_order="RGB")))
+    assert explicit.channel_order == "RGB" and explicit.mean == (123.675, 116.28, 103.53)
+
+
+def test_a_stored_data_preprocessor_that_is_no_convention_names_the_input_key(tmp_path):
+    stored = ("model = dict(data_preprocessor=dict(mean=[0, 0], std=[1, 1, 1]), "
+              "backbone=dict(type='ResNetV1c', depth=18, dilations=(1, 1, 2, 4), "
+              "strides=(1, 2, 1, 1), contract_dilation=True))\n")
+    teacher = _hand_written_teacher_file(tmp_path / "t.pth", stored)
+    with pytest.raises(TeacherCheckpointError, match=r"unusable data_preprocessor .*mean needs "
+                       r"3 numbers.*teacher\.input=dict\(mean="):
+        build_teacher(teacher)
+
+
+def _peak_rss_mib() -> int:
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+
+
+def test_a_stored_config_with_a_giant_network_is_compared_without_allocating_it(tmp_path):
+    # Layer 4 of this ResNet would hold 16384 x 16384 x 3 x 3 weights per conv, ~10 GB each.
+    stored = ("model = dict(backbone=dict(type='ResNetV1c', depth=18, base_channels=2048, "
+              "dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), contract_dilation=True))\n")
+    teacher = _hand_written_teacher_file(tmp_path / "t.pth", stored)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    before = _peak_rss_mib()
+    with pytest.raises(TeacherCheckpointError, match=r"trained as another network .*"
+                       r"Its training config sets base_channels=2048"):
+        build_teacher(teacher)
+    assert _peak_rss_mib() - before < 300
