@@ -28,7 +28,8 @@ class CityPersonsEvaluator(DatasetEvaluator):
 
     Detections are in the original image size (detectron2's postprocess rescales them to the
     record's height/width), ground truth is the registered dataset's records, ignore regions and
-    the setups' height/visibility filters included. Results are percent, lower is better.
+    the setups' height/visibility filters included. Every record counts in the FPPI denominator
+    (the official one), processed or not. Results are percent, lower is better.
 
     Args:
         dataset_name: a registered CityPersons dataset.
@@ -74,6 +75,13 @@ class CityPersonsEvaluator(DatasetEvaluator):
                 return OrderedDict()
             detections = dict(itertools.chain.from_iterable(p.items() for p in parts))
         gt_records = DatasetCatalog.get(self.dataset_name)
+        # Every registered image counts in FPPI and recall, as in the official script; one the
+        # loader never produced is an image without detections.
+        absent = sum(r["image_id"] not in detections for r in gt_records)
+        if absent:
+            logger.warning("CityPersons: %d of the %d images of %s have no result; they count "
+                           "as images without detections.", absent, len(gt_records),
+                           self.dataset_name)
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
             rows = [{"image_id": k, "bbox": d[:4].tolist(), "score": float(d[4]),

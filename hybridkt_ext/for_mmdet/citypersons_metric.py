@@ -3,7 +3,8 @@
 The detections of the evaluated images (mmdet rescales them to the original image) are scored
 by the project's evaluator, ``hybridkt_ext.evaluation.evaluate_miss_rate``, the same function
 the detectron2 adapter uses, against the annotation file itself: the setups filter on the
-full-box height and the visibility ratio, which mmdet's data samples do not carry. Results are
+full-box height and the visibility ratio, which mmdet's data samples do not carry. Every image
+of the file counts, as in the official script; one without a result has no detections. Results are
 percent, lower is better, one key per setup (``citypersons/MR2_Reasonable``...).
 """
 from __future__ import annotations
@@ -70,20 +71,26 @@ class CityPersonsMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict[str, float]:
         detections = dict(results)
         records = read_citypersons(self.ann_file, self.image_root)
-        evaluated = [r for r in records if r["image_id"] in detections]
-        if len(evaluated) != len(detections):
-            unknown = sorted(set(detections) - {r["image_id"] for r in records})[:5]
+        unknown = sorted(set(detections) - {r["image_id"] for r in records})[:5]
+        if unknown:
             raise ValueError(f"CityPersonsMetric: detections for image ids {unknown} that "
                              f"{self.ann_file} does not hold; ann_file must be the evaluated "
                              "dataset's.")
+        # Every ground-truth image counts in FPPI and recall, as in the official script: an
+        # image the loader dropped is an image without detections, never one fewer image.
+        absent = sum(r["image_id"] not in detections for r in records)
+        if absent:
+            MMLogger.get_current_instance().warning(
+                "CityPersonsMetric: %d of the %d images of %s have no result; they count as "
+                "images without detections.", absent, len(records), self.ann_file)
         if self.outfile:
             rows = [{"image_id": k, "bbox": d[:4].tolist(), "score": float(d[4]),
                      "category_id": 1} for k, v in detections.items() for d in v]
             write_text_atomically(self.outfile, json.dumps(rows), overwrite=True)
-        miss_rates = evaluate_miss_rate(evaluated, detections, self.setups,
+        miss_rates = evaluate_miss_rate(records, detections, self.setups,
                                         zero_miss_rate=self.zero_miss_rate)
         metrics = {f"MR2_{name}": 100.0 * mr for name, mr in miss_rates.items()}
         MMLogger.get_current_instance().info(
-            "CityPersons MR^-2 (%%, lower is better) on %d images: %s", len(evaluated),
+            "CityPersons MR^-2 (%%, lower is better) on %d images: %s", len(records),
             ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
         return metrics

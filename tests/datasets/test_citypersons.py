@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 import scipy.io
 
 from hybridkt_ext.datasets import load_citypersons_json, load_citypersons_mat
+from hybridkt_ext.evaluation import InvalidAnnotationError
 from tests.conftest import citypersons_annotations
 
 # Boxes per class label in the release (0 ignore region, 1 pedestrian, 2 rider, 3 sitting,
@@ -20,7 +23,8 @@ VAL_CLASS_COUNTS = {0: 1631, 1: 3157, 2: 509, 3: 185, 4: 87, 5: 226}
 TRAIN_CLASS_COUNTS = {0: 6768, 1: 16526, 2: 1680, 3: 1032, 4: 417, 5: 1347}
 
 
-def _write_mat(path: Path, variable: str) -> None:
+def _write_mat(path: Path, variable: str, second: dict | None = None) -> None:
+    """Two images as released; ``second`` replaces the second image's struct (a hostile one)."""
     cells = np.empty((1, 2), dtype=object)
     cells[0, 0] = {
         "cityname": "bonn",
@@ -30,7 +34,7 @@ def _write_mat(path: Path, variable: str) -> None:
             dtype=np.int16,
         ),
     }
-    cells[0, 1] = {
+    cells[0, 1] = second or {
         "cityname": "bonn",
         "im_name": "bonn_000001_000019_leftImg8bit.png",
         "bbs": np.zeros((0, 10), dtype=np.uint16),
@@ -64,8 +68,56 @@ def test_mat_reader_on_synthetic_file(tmp_path: Path) -> None:
 
 def test_mat_reader_rejects_other_variables(tmp_path: Path) -> None:
     _write_mat(tmp_path / "other.mat", "boxes")
-    with pytest.raises(ValueError, match="anno_<split>_aligned"):
+    with pytest.raises(InvalidAnnotationError, match="anno_<split>_aligned"):
         load_citypersons_mat(tmp_path / "other.mat")
+
+
+def test_mat_without_bbs_names_the_file_the_image_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "anno_val.mat"
+    _write_mat(path, "anno_val_aligned", {"cityname": "bonn", "im_name": "bonn_x.png"})
+    with pytest.raises(InvalidAnnotationError) as caught:
+        load_citypersons_mat(path)
+    assert str(caught.value).startswith(f"{path}: image 2 (cell 1 of anno_val_aligned) has no "
+                                        "field bbs (fields: ['cityname', 'im_name']); ")
+    assert "cityname, im_name, bbs" in str(caught.value) and "\n" not in str(caught.value)
+
+
+PEDESTRIAN_ROW = [1, 10, 20, 30, 60, 24001, 10, 20, 30, 60]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        (3, np.nan, "a NaN or infinite value"),  # full-box width
+        (2, np.inf, "a NaN or infinite value"),
+        (0, np.nan, "a NaN or infinite value"),  # the label
+        (3, -30, "a negative width or height"),  # full box
+        (4, -60, "a negative width or height"),
+        (9, -60, "a negative width or height"),  # visible box
+    ],
+)
+def test_mat_rows_that_cannot_be_scored_are_refused(tmp_path: Path, column: int, value: float,
+                                                   problem: str) -> None:
+    bad = list(PEDESTRIAN_ROW)
+    bad[column] = value
+    path = tmp_path / "anno_val.mat"
+    second = {"cityname": "bonn", "im_name": "bonn_000001_000019_leftImg8bit.png",
+              "bbs": np.array([PEDESTRIAN_ROW, bad], dtype=np.float64)}
+    _write_mat(path, "anno_val_aligned", second)
+    with pytest.raises(InvalidAnnotationError,
+                       match=rf"^{re.escape(str(path))}: image 2 \(bonn_000001_000019_leftImg8bit"
+                             rf"\.png\), bbs row 1: {problem}"):
+        load_citypersons_mat(path)
+
+
+def test_mat_bbs_of_another_shape_is_refused_not_reshaped(tmp_path: Path) -> None:
+    path = tmp_path / "anno_val.mat"
+    second = {"cityname": "bonn", "im_name": "bonn_000001_000019_leftImg8bit.png",
+              "bbs": np.array([PEDESTRIAN_ROW, PEDESTRIAN_ROW], dtype=np.int16).T}
+    _write_mat(path, "anno_val_aligned", second)
+    with pytest.raises(InvalidAnnotationError,
+                       match=r"image 2 .*: bbs is int16 of shape \(10, 2\)"):
+        load_citypersons_mat(path)
 
 
 def test_json_reader_keeps_file_flags(tmp_path: Path) -> None:
@@ -112,6 +164,15 @@ def test_json_reader_keeps_file_flags(tmp_path: Path) -> None:
         }
     ]
     assert records[1]["image_id"] == 4 and records[1]["annotations"] == []
+    for key, box, problem in [("bbox", [1, 2, math.nan, 4], "a NaN or infinite coordinate"),
+                              ("vis_bbox", [1, 2, 3, -2], "a negative width or height"),
+                              ("bbox", [1, 2, 3], "is not 4 numbers")]:
+        content["annotations"][0][key] = box
+        (tmp_path / "bad.json").write_text(json.dumps(content))
+        with pytest.raises(InvalidAnnotationError,
+                           match=rf"bad.json: annotation 0 \(image 3\): {key} .*{problem}"):
+            load_citypersons_json(tmp_path / "bad.json")
+        content["annotations"][0][key] = [1, 2, 3, 4]
 
 
 # --- the real annotation release -------------------------------------------------------------

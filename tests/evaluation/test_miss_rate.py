@@ -9,7 +9,10 @@ once any sampled miss rate is 0); Caltech's floor, max(1e-10, mr), is an option.
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +21,12 @@ from hybridkt_ext.datasets import load_citypersons_json
 from tests.conftest import citypersons_annotations
 from hybridkt_ext.evaluation import (
     DEFAULT_SETUPS,
+    NO_UPPER_BOUND,
     EvalSetup,
+    InvalidAnnotationError,
     evaluate_miss_rate,
     miss_rate_curve,
+    pairwise_overlaps,
 )
 
 REASONABLE, SMALL, HEAVY, ALL = DEFAULT_SETUPS
@@ -218,13 +224,131 @@ def test_coco_style_list_equals_arrays() -> None:
 
 def test_invalid_inputs() -> None:
     records = _images([PERSON_A])
-    with pytest.raises(ValueError, match="absent from the ground truth"):
+    with pytest.raises(InvalidAnnotationError, match="absent from the ground truth"):
         evaluate_miss_rate(records, {7: [[0, 0, 10, 10, 1.0]]})
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(InvalidAnnotationError, match="duplicate"):
         evaluate_miss_rate(records + records, {})
     # No countable person in the setup: undefined (the official script prints -100%).
     assert math.isnan(_mr(_images([_ann(0, 0, 10, 30)]), {}))
     assert miss_rate_curve(_images([_ann(0, 0, 10, 30)]), {}, REASONABLE) is None
+
+
+# --- input the evaluator refuses (one line naming the image and the row) ----------------------
+TWO_PEOPLE = _images([PERSON_A, PERSON_B])
+GOOD_ROWS = [PERSON_A["bbox"] + [0.9], PERSON_B["bbox"] + [0.8]]
+
+
+def _refused(records: list[dict], detections, message: str) -> None:
+    with pytest.raises(InvalidAnnotationError, match=message) as caught:
+        evaluate_miss_rate(records, detections)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("empty", [[], np.zeros((0,)), np.zeros((0, 5))])
+def test_empty_detection_arrays_are_fine(empty) -> None:
+    assert _mr(TWO_PEOPLE, {1: empty}) == 1.0
+
+
+@pytest.mark.parametrize("shape", [(5, 2), (10,), (2, 4), (0, 4), (1, 2, 5)])
+def test_detection_arrays_not_n_by_5_are_refused(shape: tuple[int, ...]) -> None:
+    # (5, 2): the two perfect rows transposed; reshape(-1, 5) used to mix their coordinates
+    # into two misses (MR 100% instead of 0%).
+    rows = np.zeros(shape)
+    if shape == (5, 2):
+        rows = np.array(GOOD_ROWS).T
+    _refused(TWO_PEOPLE, {1: rows}, "^" + re.escape(f"detections[1]: shape {shape}; ") + ".*(N, 5)")
+    assert _mr(TWO_PEOPLE, {1: np.array(GOOD_ROWS)}) == PERFECT
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        (4, math.nan, "the score is NaN"),
+        (0, math.nan, "a NaN or infinite coordinate"),
+        (1, math.inf, "a NaN or infinite coordinate"),
+        (2, -40.0, "a negative width or height"),
+        (3, -100.0, "a negative width or height"),
+    ],
+)
+def test_bad_detection_rows_are_refused(column: int, value: float, problem: str) -> None:
+    rows = np.array(GOOD_ROWS + [ELSEWHERE + [0.5]])
+    rows[2, column] = value  # a NaN-scored false positive used to leave the MR at 0.00
+    _refused(TWO_PEOPLE, {1: rows}, rf"^detections\[1\] row 2: {problem}")
+
+
+def test_non_numeric_detection_values_are_refused() -> None:
+    # numpy would read None as NaN and "0.5" as 0.5 without a word.
+    for value in (None, "0.5"):
+        rows = GOOD_ROWS + [ELSEWHERE + [value]]
+        _refused(TWO_PEOPLE, {1: rows}, r"^detections\[1\] row 2: .* holds a non-number")
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"bbox": [100, 100, math.nan, 100]}, "a NaN or infinite coordinate"),
+        ({"bbox": [-math.inf, 100, 40, 100]}, "a NaN or infinite coordinate"),
+        ({"bbox": [100, 100, -40, 100]}, "a negative width or height"),
+        ({"bbox": [100, 100, 40, -100]}, "a negative width or height"),
+        ({"bbox": [100, 100, 40]}, "is not 4 numbers"),
+        ({"height": math.nan}, "height, vis_ratio"),
+        ({"vis_ratio": math.inf}, "height, vis_ratio"),
+    ],
+)
+def test_bad_ground_truth_is_refused(change: dict, problem: str) -> None:
+    records = _images([PERSON_A], [PERSON_A, {**PERSON_B, **change}])
+    _refused(records, {}, rf"^gt_records: image 2, annotation 1: .*{re.escape(problem)}")
+
+
+def _through_json(tmp_path: Path, rows: list[dict]) -> list[dict]:
+    """Results as the official script reads them: a JSON file, loaded back."""
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(rows))
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"bbox": PERSON_B["bbox"] + [0.99]}, r"bbox \[.*\] is not 4 numbers"),  # was the score
+        ({"bbox": PERSON_B["bbox"][:3]}, r"bbox \[.*\] is not 4 numbers"),
+        ({"score": None}, "score None is not a number"),  # was NaN, ranked last
+        ({"score": "0.8"}, "score '0.8' is not a number"),
+        ({"score": math.nan}, "the score is NaN"),
+        ({"bbox": [500, 100, -40, 100]}, "a negative width or height"),
+        ({"bbox": [500, math.nan, 40, 100]}, "a NaN or infinite coordinate"),
+        ({"category_id": None}, "has no category_id"),  # None: the key is dropped below
+    ],
+)
+def test_bad_json_results_are_refused(tmp_path: Path, change: dict, problem: str) -> None:
+    rows = [{"image_id": 1, "bbox": row[:4], "score": row[4], "category_id": 1}
+            for row in GOOD_ROWS]
+    assert evaluate_miss_rate(TWO_PEOPLE, _through_json(tmp_path, rows))[REASONABLE.name] == 0
+    rows[1].update(change)
+    if change == {"category_id": None}:
+        del rows[1]["category_id"]  # was taken as 1; the official loadRes fails on it
+    _refused(TWO_PEOPLE, _through_json(tmp_path, rows),
+             rf"^detections row 1 \(image 1\).*{problem}")
+
+
+def test_unbounded_ranges_end_at_the_official_1e10() -> None:
+    # A 2e10 px person is outside Reasonable's [50, 1e5 ** 2] (ignored, so missing it costs
+    # nothing); a 1.3e10 px false positive is outside [40, 1.25e10) (dropped). With infinity as
+    # the bound both would count: MR 0.5 and an FP ranked first.
+    assert REASONABLE.height_range == (50, NO_UPPER_BOUND) == (50, 1e10)
+    giant = _ann(0, 0, 1e9, 2e10)
+    dets = {1: [[0, 0, 1e9, 1.3e10, 0.95], PERSON_A["bbox"] + [0.9]]}
+    assert _mr(_images([PERSON_A, giant]), dets) == PERFECT
+    assert len(miss_rate_curve(_images([PERSON_A, giant]), dets, REASONABLE)[0]) == 1
+
+
+def test_an_overlap_with_a_nan_box_is_zero() -> None:
+    # The official IoU is NaN there, which its comparisons take as a match; such boxes are
+    # refused before matching anyway.
+    boxes = np.array([[100.0, 100.0, 40.0, 100.0]])
+    nan_box = np.array([[math.nan, 100.0, 40.0, 100.0]])
+    assert pairwise_overlaps(nan_box, boxes, np.array([False])).tolist() == [[0.0]]
+    assert pairwise_overlaps(boxes, nan_box, np.array([True])).tolist() == [[0.0]]
 
 
 # --- the real validation ground truth -------------------------------------------------------
@@ -251,11 +375,13 @@ def _deterministic_detections(records: list[dict]) -> list[dict]:
                 continue
             x, y, w, h = ann["bbox"]
             box = [x + (k % 7 - 3) * 0.06 * w, y, w, h * (1 + (k % 5 - 2) * 0.05)]
-            dets.append({"image_id": i, "bbox": box, "score": (k * 37 % 100) / 100})
+            dets.append({"image_id": i, "bbox": box, "score": (k * 37 % 100) / 100,
+                         "category_id": 1})
         for j in range(i % 4):
             h = 30 + (i * 7 + j * 13) % 150
             box = [(i * 131 + j * 517) % 1900, 350 + j * 97 % 200, 0.41 * h, h]
-            dets.append({"image_id": i, "bbox": box, "score": ((i * 53 + j * 29) % 100) / 100})
+            dets.append({"image_id": i, "bbox": box, "score": ((i * 53 + j * 29) % 100) / 100,
+                         "category_id": 1})
     return dets
 
 

@@ -107,11 +107,12 @@ def test_mobilenet_v1_export_writes_a_plain_config_with_its_one_import(tmp_path)
 _NAMES = itertools.count()
 
 
-def _evaluate(tmp_path, annotations, boxes, scores, zero_miss_rate="official"):
-    """One 100x200 image; detections as (x1, y1, x2, y2) with scores."""
+def _evaluate(tmp_path, annotations, boxes, scores, zero_miss_rate="official", num_images=1):
+    """100x200 images with these annotations; detections as (x1, y1, x2, y2) with scores, on
+    image 1 only (the others are never processed)."""
     name = f"cp_hand_{next(_NAMES)}"
-    gt = [{"file_name": "x.png", "image_id": 1, "height": 100, "width": 200,
-           "annotations": annotations}]
+    gt = [{"file_name": f"{i}.png", "image_id": i, "height": 100, "width": 200,
+           "annotations": annotations} for i in range(1, num_images + 1)]
     from detectron2.data import DatasetCatalog
     DatasetCatalog.register(name, lambda: gt)
     evaluator = CityPersonsEvaluator(name, distributed=False, zero_miss_rate=zero_miss_rate)
@@ -148,3 +149,12 @@ def test_evaluator_hand_computed(tmp_path):
     occluded = _ann(10, 10, 30, 60, vis=0.4)
     res = _evaluate(tmp_path, [occluded], [], [])
     assert math.isnan(res["MR2_Reasonable"]) and res["MR2_Reasonable_occ=heavy"] == 100.0
+
+
+def test_evaluator_counts_every_registered_image(tmp_path):
+    # Image 2 is never processed (a loader that dropped it): its person is a miss, as in the
+    # official script, so recall is 1/2 at every reference point instead of 1.
+    person = _ann(10, 10, 30, 60)
+    res = _evaluate(tmp_path, [person], [[10, 10, 40, 70]], [0.9], num_images=2)
+    assert res["MR2_Reasonable"] == pytest.approx(50.0)
+    assert _evaluate(tmp_path, [person], [[10, 10, 40, 70]], [0.9])["MR2_Reasonable"] == 0.0

@@ -2,6 +2,8 @@
 ignored instances, and the MR^-2 metric equal to the project's evaluator."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,44 @@ def test_metric_refuses_detections_for_images_its_file_does_not_hold(citypersons
         "labels": torch.zeros(0, dtype=torch.long)}}])
     with pytest.raises(ValueError, match=r"image ids \[999\]"):
         metric.compute_metrics(metric.results)
+
+
+def test_metric_counts_every_ground_truth_image(citypersons_root):
+    """Perfect detections score 0.00; dropping an image with pedestrians turns them into misses
+    (the official denominator), instead of evaluating one image fewer."""
+    from hybridkt_ext.datasets.citypersons import load_citypersons_mat
+    from hybridkt_ext.evaluation import evaluate_miss_rate
+    from hybridkt_ext.for_mmdet import CityPersonsMetric
+    from mmengine.logging import MMLogger
+
+    records = load_citypersons_mat(citypersons_root / "annotations" / "anno_val.mat")
+    perfect = {r["image_id"]: np.array([a["bbox"] + [1.0] for a in r["annotations"]],
+                                       dtype=np.float64).reshape(-1, 5) for r in records}
+    dropped = next(r["image_id"] for r in records if any(not a["ignore"] and a["height"] >= 50
+                                                         for a in r["annotations"]))
+
+    def metric_on(image_ids):
+        metric = CityPersonsMetric(ann_file=str(citypersons_root / "annotations" / "anno_val.mat"))
+        metric.process({}, [{"img_id": i, "pred_instances": {
+            "bboxes": torch.from_numpy(np.concatenate(
+                [perfect[i][:, :2], perfect[i][:, :2] + perfect[i][:, 2:4]], axis=1)),
+            "scores": torch.from_numpy(perfect[i][:, 4]),
+            "labels": torch.zeros(len(perfect[i]), dtype=torch.long)}} for i in image_ids])
+        return metric.compute_metrics(metric.results)
+
+    assert metric_on(perfect)["MR2_Reasonable"] == 0.0
+    kept = [i for i in perfect if i != dropped]
+    # mmengine's logger writes to the stream it was created with, out of capsys' reach.
+    messages: list[str] = []
+    seen = logging.Handler()
+    seen.emit = lambda record: messages.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(seen)
+    try:
+        got = metric_on(kept)
+    finally:
+        logger.removeHandler(seen)
+    expected = evaluate_miss_rate(records, {i: perfect[i] for i in kept})
+    assert got["MR2_Reasonable"] == pytest.approx(100 * expected["Reasonable"], abs=1e-9)
+    assert got["MR2_Reasonable"] > 0
+    assert any(f"1 of the {len(records)} images" in m for m in messages)
