@@ -11,8 +11,8 @@ adapters and ``transfer_loss.*`` FitNet's regressors; export keeps only the firs
 """
 from __future__ import annotations
 
-import difflib
-from typing import Sequence
+import inspect
+from typing import Any, Mapping, Sequence
 
 import torch
 from mmengine.model import BaseModule
@@ -22,6 +22,7 @@ from torch import nn
 from hybridkt_ext.core import (HybridFeatures, HybridForward, HybridTrainingError,
                                InputConvention, StagedBackbone, StageMismatchError,
                                TeacherInputTransform, aligned_stage_groups, merge_stages)
+from hybridkt_ext.core.closest_names import did_you_mean
 from hybridkt_ext.core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
                                              check_transfer_mode)
 
@@ -64,8 +65,10 @@ class HybridBackbone(BaseModule):
                  switch_points: Sequence[int] | None = None, stage_groups: dict | None = None,
                  student_input: dict | None = None, fitnet: dict | None = None,
                  at: dict | None = None, checkpoint_teacher: bool = False,
-                 balance: dict | None = None, init_cfg: dict | None = None) -> None:
+                 balance: dict | None = None, init_cfg: dict | None = None,
+                 **unknown: object) -> None:
         super().__init__(init_cfg=None)
+        refuse_unknown_keys(unknown)
         if init_cfg is not None:
             raise ValueError("HybridBackbone: put init_cfg/pretrained into `student` (and "
                              "`teacher.checkpoint`), not on HybridBackbone itself.")
@@ -84,8 +87,7 @@ class HybridBackbone(BaseModule):
         # Before building: VPD, say, fails inside mmseg otherwise.
         source.refuse_if_not_a_chain(kind)
         if isinstance(kind, str) and source.registry.get(kind) is None:
-            close = difflib.get_close_matches(kind, list(source.registry.module_dict), n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = did_you_mean(kind, source.registry.module_dict)
             raise ValueError(f"HybridBackbone: student.type={kind!r} is not a registered "
                              f"{source.framework} backbone.{hint} Custom backbones must be "
                              "imported first (custom_imports).")
@@ -168,6 +170,43 @@ class HybridBackbone(BaseModule):
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
         """The three paths' features at the student's out_indices (student channel counts)."""
         return self.engine.forward_hybrid(x)
+
+
+def hybrid_backbone_keys() -> tuple[str, ...]:
+    """The keys a ``HybridBackbone`` config dict may have (its constructor's, and ``type``)."""
+    parameters = inspect.signature(HybridBackbone.__init__).parameters.values()
+    return ("type",) + tuple(p.name for p in parameters
+                             if p.name != "self" and p.kind is not p.VAR_KEYWORD)
+
+
+def refuse_unknown_keys(unknown: Mapping[str, Any]) -> None:
+    """Raises for keys no ``HybridBackbone`` takes, naming the closest valid one.
+
+    A misspelled ``swtich_points`` would otherwise be Python's TypeError at the end of the
+    Runner's config dump, or, once accepted, an option silently not applied.
+    """
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ValueError(f"HybridBackbone: unknown key {key!r}."
+                         f"{did_you_mean(key, hybrid_backbone_keys())} Valid keys: "
+                         f"{', '.join(hybrid_backbone_keys()[1:])}.")
+
+
+def check_hybrid_backbone_keys(config: Any) -> None:
+    """Refuses unknown keys of every ``HybridBackbone`` dict in a config, before building.
+
+    The tools call it before the Runner logs the environment and the whole config, so the one
+    line that matters is not the last of hundreds.
+    """
+    if isinstance(config, Mapping):
+        if config.get("type") == "HybridBackbone":
+            refuse_unknown_keys({k: v for k, v in config.items()
+                                 if k not in hybrid_backbone_keys()})
+        for value in config.values():
+            check_hybrid_backbone_keys(value)
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            check_hybrid_backbone_keys(value)
 
 
 def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: Sequence[int],

@@ -201,33 +201,55 @@ class HybridKTHook(Hook):
         return state, _teacher_prefix(model, backbone), backbone.teacher.state_dict()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Drops the teacher's tensors; records their fingerprint and file in the meta."""
+        """Drops the teacher's tensors; records the transfer mode, the teacher's fingerprint
+        and its file in the meta."""
+        backbone = self.find_backbone(runner.model)
+        if backbone is None:
+            return
+        record = checkpoint.setdefault("meta", {}).setdefault(META_KEY, {})
+        record["transfer"] = backbone.transfer
         found = self._teacher_in(runner, checkpoint)
         if found is None:
             return
         state, prefix, teacher_state = found
         for key in teacher_state:
             state.pop(prefix + key, None)
-        checkpoint.setdefault("meta", {})[META_KEY] = dict(
+        record.update(
             teacher_sha256=teacher_fingerprint(teacher_state),
             teacher_checkpoint=_teacher_source(runner),
-            teacher_random_init=self.find_backbone(runner.model).teacher_random_init,
+            teacher_random_init=backbone.teacher_random_init,
             teacher_tensors=len(teacher_state),
             teacher_in_checkpoint=False)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Checks the built teacher against the checkpoint's; puts it in the state dict.
 
-        On resume, also refuses a checkpoint whose keys differ from the model's (the student,
-        ``switch_points`` or ``stage_groups`` changed since): torch would fail later on the
-        optimiser's parameter groups without saying why.
+        On resume, also refuses a checkpoint trained with another ``transfer`` mode, or whose
+        keys differ from the model's (the student, ``switch_points`` or ``stage_groups``
+        changed since): torch would fail later on the optimiser's parameter groups without
+        saying why.
         """
+        resuming = getattr(runner, "_resume", True)
+        backbone = self.find_backbone(runner.model)
+        if resuming and backbone is not None:
+            self._check_transfer_mode(checkpoint, backbone.transfer)
         found = self._teacher_in(runner, checkpoint)
-        if found is None:
-            return
-        self._restore_teacher(runner, checkpoint, *found)
-        if getattr(runner, "_resume", True):
-            self._check_keys_fit(runner, found[0])
+        if found is not None:
+            self._restore_teacher(runner, checkpoint, *found)
+        state = checkpoint.get("state_dict")
+        if resuming and backbone is not None and isinstance(state, dict):
+            self._check_keys_fit(runner, state)
+
+    @staticmethod
+    def _check_transfer_mode(checkpoint: dict, transfer: str) -> None:
+        trained = ((checkpoint.get("meta") or {}).get(META_KEY) or {}).get("transfer")
+        if trained is not None and trained != transfer:
+            raise CheckpointMismatchError(
+                f"HybridKTHook: the checkpoint to resume was trained with "
+                f"model.backbone.transfer={trained!r}, and this config sets {transfer!r}: its "
+                "optimiser state belongs to other parameters. Resume with "
+                f"transfer={trained!r}, or start a new run from these weights with "
+                "load_from=<checkpoint> instead of --resume.")
 
     @staticmethod
     def _check_keys_fit(runner, state: dict) -> None:

@@ -18,17 +18,20 @@ import logging
 import os
 import os.path as osp
 import sys
+from pathlib import Path
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from hybridkt_ext.core import HybridKTError
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 
 from .checkpoint_loading import trust_checkpoints_of_run
 from .cpu_distributed import prepare_cpu_distributed
-from .work_dir_guard import claim_work_dir
+from .hybrid_backbone import check_hybrid_backbone_keys
+from .work_dir_guard import checkpoints, claim_work_dir, is_intact
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +74,13 @@ def parse_args(argv: list[str] | None = None, description: str = "Train (hybrid 
 
 def load_config(args: argparse.Namespace) -> Config:
     """The config with ``--cfg-options``, the launcher, the work dir (CLI > config > file
-    name) and ``--trust-checkpoint`` applied, exactly as the frameworks' tools do."""
-    cfg = Config.fromfile(args.config)
+    name) and ``--trust-checkpoint`` applied, exactly as the frameworks' tools do.
+
+    Raises:
+        ValueError: the file is not a valid config (the message names the line), or is a
+            detectron2 config.
+    """
+    cfg = read_config_file(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -82,6 +90,28 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.trust_checkpoint:
         trust_checkpoints_of_run(cfg)
+    return cfg
+
+
+def read_config_file(path: str) -> Config:
+    """``Config.fromfile``, with a one-line error for a config that cannot be one.
+
+    mmengine raises SyntaxError with the whole file in it for a Python typo, and a detectron2
+    YAML loads as a config without ``model`` that fails much later with ``KeyError: model``.
+    """
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        cause = err.__cause__ or err.__context__ or err
+        line = getattr(cause, "lineno", None)
+        where = f"{path}, line {line}" if line else path
+        reason = getattr(cause, "msg", None) or str(cause).splitlines()[0]
+        raise ValueError(f"{where}: the config is not valid Python ({reason}); fix that "
+                         "line.") from None
+    if "model" not in cfg and ("MODEL" in cfg or "_BASE_" in cfg):
+        raise ValueError(f"{path} is a detectron2 config (MODEL/_BASE_ keys, no `model`); "
+                         "train it with hybridkt-train-net --config-file "
+                         f"{path} (tools/train_net.py in a clone).")
     return cfg
 
 
@@ -105,6 +135,7 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.loss_scale = "dynamic"
     cfg.resume = args.resume
     check_schedule(cfg)
+    check_hybrid_backbone_keys(cfg.get("model"))
     return cfg
 
 
@@ -133,6 +164,13 @@ def train(args: argparse.Namespace, tool: str = "train") -> None:
         runner = Runner.from_cfg(cfg) if "runner_type" not in cfg else RUNNERS.build(cfg)
         try:
             runner.train()
+        except (KeyboardInterrupt, SyntaxError) as err:
+            # mmengine formats the config with a bare `except:` while saving a checkpoint, so
+            # Ctrl-C there surfaces as a SyntaxError quoting the whole config.
+            if isinstance(err, SyntaxError) and not isinstance(err.__context__,
+                                                               KeyboardInterrupt):
+                raise
+            raise TrainingInterrupted(_interrupted_message(cfg.work_dir)) from None
         except ValueError as err:
             if "Expected more than 1 value per channel" not in str(err):
                 raise
@@ -140,6 +178,18 @@ def train(args: argparse.Namespace, tool: str = "train") -> None:
                 f"{err}: a BatchNorm layer after global pooling (DeepLab's ASPP image pool, "
                 "PSP's 1x1 bin) saw one sample. Train with train_dataloader.batch_size >= 2 "
                 "per process, or SyncBN across several processes.") from err
+
+
+class TrainingInterrupted(HybridKTError, KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped training; the message names the checkpoint to resume from."""
+
+
+def _interrupted_message(work_dir: str) -> str:
+    intact = next((p for p in checkpoints(Path(work_dir)) if is_intact(p)), None)
+    if intact is None:
+        return f"interrupted (Ctrl-C) before any checkpoint was saved in {work_dir}."
+    return (f"interrupted (Ctrl-C); the last good checkpoint is {intact}: continue with "
+            f"--work-dir {work_dir} --resume.")
 
 
 def main(tool: str, description: str, argv: list[str] | None = None) -> None:

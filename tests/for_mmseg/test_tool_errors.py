@@ -125,3 +125,86 @@ def test_testing_a_checkpoint_that_lacks_weights_names_them(tmp_path, data_dirs,
         f"{len(saved['state_dict']) + 2} weights (decode_head.conv_seg.bias, "
         "decode_head.conv_seg.weight): testing would report a partly random network. Give the "
         "checkpoint trained with this config.")
+
+
+def test_resume_with_another_transfer_mode_is_refused_naming_transfer(hybrid_run, data_dirs,
+                                                                      teacher_checkpoint):
+    # 'none' has no teacher and no adapters: without the recorded mode, the optimiser's
+    # group sizes were the first thing to disagree.
+    before = (hybrid_run / "iter_2.pth").read_bytes()
+    done = _train(data_dirs, teacher_checkpoint, hybrid_run, "--resume", **{
+        "model.backbone.transfer": "none", "train_cfg.max_iters": 3})
+    assert done.returncode == 1
+    assert _last_line(done) == (
+        "train_seg: CheckpointMismatchError: HybridKTHook: the checkpoint to resume was trained "
+        "with model.backbone.transfer='hybrid', and this config sets 'none': its optimiser "
+        "state belongs to other parameters. Resume with transfer='hybrid', or start a new run "
+        "from these weights with load_from=<checkpoint> instead of --resume.")
+    assert (hybrid_run / "iter_2.pth").read_bytes() == before
+    assert not (hybrid_run / "iter_3.pth").exists()
+
+
+def test_a_misspelled_hybrid_backbone_key_is_one_line_naming_the_key_before_the_build(
+        tmp_path, data_dirs, teacher_checkpoint):
+    done = _train(data_dirs, teacher_checkpoint, tmp_path / "w", **{
+        "model.backbone.swtich_points": "[1]"})
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(
+        "train_seg: ValueError: HybridBackbone: unknown key 'swtich_points'. Did you mean "
+        "'switch_points'?")
+    assert len(done.stderr.strip().splitlines()) == 1  # not the last of the Runner's lines
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_config_with_a_python_syntax_error_is_one_line_naming_the_line(tmp_path):
+    config = tmp_path / "broken.py"
+    config.write_text(f"_base_ = ['{HYBRID_CONFIG}']\nmodel = dict(backbone=dict(\n"
+                      "train_cfg = dict(max_iters=2)\n")
+    done = _tool("train_seg.py", str(config), "--work-dir", str(tmp_path / "w"))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"train_seg: ValueError: {config}, line 2: the "
+                                          "config is not valid Python (")
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
+
+
+def test_a_detectron2_config_names_the_tool_that_takes_it(tmp_path):
+    config = tmp_path / "faster_rcnn.yaml"
+    config.write_text('_BASE_: "Base-RCNN-FPN.yaml"\nMODEL:\n  WEIGHTS: ""\n'
+                      "SOLVER:\n  MAX_ITER: 10\n")
+    done = _tool("train_seg.py", str(config), "--work-dir", str(tmp_path / "w"))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"train_seg: ValueError: {config} is a detectron2 config (MODEL/_BASE_ keys, no "
+        f"`model`); train it with hybridkt-train-net --config-file {config} "
+        "(tools/train_net.py in a clone).")
+
+
+def test_ctrl_c_while_a_checkpoint_is_saved_is_one_line_naming_the_last_good_one(
+        tmp_path, data_dirs, teacher_checkpoint, monkeypatch):
+    """SIGINT inside mmengine's config formatting (done for every checkpoint's meta) used to
+    end in two tracebacks and a SyntaxError quoting the whole config."""
+    from mmengine.config import config as mmengine_config
+
+    from hybridkt_ext.for_mmseg import training_tool
+
+    work = tmp_path / "w"
+    format_code = mmengine_config.FormatCode
+
+    def interrupted_at_the_second_save(*args, **kwargs):
+        if (work / "iter_2.pth").exists():
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread
+        return format_code(*args, **kwargs)
+
+    monkeypatch.setattr(mmengine_config, "FormatCode", interrupted_at_the_second_save)
+    merged = {**data_options(data_dirs["cityscapes"]), **teacher_options(teacher_checkpoint),
+              "train_cfg.max_iters": 4, "default_hooks.checkpoint.interval": 2,
+              "train_dataloader.batch_size": 2, "train_cfg.val_interval": 100,
+              "visualizer.name": f"vis_ctrl_c_{id(work)}"}
+    argv = [str(HYBRID_CONFIG), "--work-dir", str(work), "--cfg-options",
+            *[f"{k}={v}" for k, v in merged.items()]]
+    with pytest.raises(SystemExit) as info:
+        training_tool.main("train_seg", "train", argv)
+    assert info.value.code == (
+        f"train_seg: TrainingInterrupted: interrupted (Ctrl-C); the last good checkpoint is "
+        f"{work / 'iter_2.pth'}: continue with --work-dir {work} --resume.")
+    assert not (work / "iter_4.pth").exists()
