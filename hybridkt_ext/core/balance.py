@@ -78,22 +78,31 @@ class LossBalancer:
     Args:
         mode: "dynamic" (the paper's alpha = 2*L3/(L1+L2)), "fixed" (alpha = fixed_alpha, the
             Fig. 9 sweep) or "student_only" (no teacher: total = L3).
-        fixed_alpha: the weight in "fixed" mode; a finite number >= 0 (not a string).
+        fixed_alpha: the weight in "fixed" mode (default 1.0); a finite number >= 0 (not a
+            string). Refused in the other modes, which would ignore it.
         sync_across_ranks: in distributed training, compute alpha from the losses averaged
             over ranks so every rank uses the same alpha whatever the number of GPUs.
 
     Raises:
-        ValueError: ``mode`` is unknown or ``fixed_alpha`` is not a finite number >= 0.
+        ValueError: ``mode`` is unknown, ``fixed_alpha`` is not a finite number >= 0, or
+            ``fixed_alpha`` is given outside "fixed" mode.
     """
 
-    def __init__(self, mode: str = "dynamic", fixed_alpha: float = 1.0,
+    def __init__(self, mode: str = "dynamic", fixed_alpha: float | None = None,
                  sync_across_ranks: bool = True) -> None:
         if mode not in BALANCE_MODES:
             close = difflib.get_close_matches(str(mode), BALANCE_MODES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "."
             raise ValueError(f"LossBalancer: mode={mode!r} is not one of {BALANCE_MODES}{hint}")
+        if fixed_alpha is not None and mode != "fixed":
+            # "dynamic" computes alpha from the losses: a weight given next to it would be
+            # ignored, and the run would not be the experiment its config names.
+            raise ValueError(f"LossBalancer: fixed_alpha={fixed_alpha!r} applies only with "
+                             f"mode='fixed', but mode={mode!r} ignores it; write "
+                             f"dict(mode='fixed', fixed_alpha={fixed_alpha!r}) or drop "
+                             "fixed_alpha.")
         self.mode = mode
-        self.fixed_alpha = _validated_alpha(fixed_alpha)
+        self.fixed_alpha = _validated_alpha(1.0 if fixed_alpha is None else fixed_alpha)
         self.sync_across_ranks = sync_across_ranks
         self.num_calls = 0  # names the step in errors when the framework passes none
 

@@ -5,7 +5,8 @@ One helper for all adapters, so a typo reads the same whichever framework's conf
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+import inspect
+from typing import Callable, Iterable
 
 
 def closest_names(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
@@ -29,16 +30,40 @@ def closest_names(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     return [by_lower[c] for c in close]
 
 
-def did_you_mean(name: str, choices: Iterable[str], prefix: str = "") -> str:
+def did_you_mean(name: str, choices: Iterable[str], prefix: str = "", n: int = 3) -> str:
     """`` Did you mean 'A', 'B'?`` (leading space, to append to a message), or ``""``.
 
     Args:
         name: the unknown name, as the user wrote it.
         choices: the valid names.
         prefix: put before each suggestion (``'torchvision.'``, ``'MODEL.HYBRIDKT.'``).
+        n: name at most this many (1: only the closest).
 
     Returns:
         The hint naming the closest valid names, or an empty string when none is close.
     """
-    close = closest_names(name, choices)
+    close = closest_names(name, choices, n)
     return f" Did you mean {', '.join(repr(prefix + c) for c in close)}?" if close else ""
+
+
+def refuse_unknown_keys(given: Iterable[str], valid: Iterable[str], where: str) -> None:
+    """Raises ValueError for the first key of ``given`` not in ``valid``, naming the closest.
+
+    Args:
+        given: the keys the user wrote.
+        valid: the keys that are taken.
+        where: what the keys belong to, as the message starts (``'HybridBackbone'``,
+            ``'HybridBackbone.fitnet'``).
+    """
+    valid = list(valid)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}.{did_you_mean(unknown[0], valid)} "
+                         f"Valid keys: {', '.join(valid)}.")
+
+
+def keyword_names(function: Callable[..., object]) -> list[str]:
+    """The keyword arguments ``function`` (or a class's constructor) takes, in order."""
+    parameters = inspect.signature(function).parameters.values()
+    return [p.name for p in parameters if p.name != "self"
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .balance import LossBalancer
+from .closest_names import keyword_names, refuse_unknown_keys
 from .feature_transfer import AttentionTransferLoss, FitNetLoss
 from .hybrid_forward import HybridForward
 from .norm_stats import RunningStatsGuard
@@ -54,9 +55,12 @@ def build_transfer_loss(mode: str, engine: HybridForward, fitnet: Mapping | None
     module on the adapter's backbone.
     """
     if mode == "fitnet":
+        fitnet = dict(fitnet or {})
+        refuse_unknown_keys(fitnet, keyword_names(FitNetLoss)[2:], "fitnet")  # not the channels
         return FitNetLoss([s.channels for s in engine.student.stage_specs],
-                          [s.channels for s in engine.teacher.stage_specs], **dict(fitnet or {}))
+                          [s.channels for s in engine.teacher.stage_specs], **fitnet)
     if mode == "at":
+        refuse_unknown_keys(dict(at or {}), keyword_names(AttentionTransferLoss), "at")
         return AttentionTransferLoss(**dict(at or {}))
     return None
 
@@ -75,6 +79,12 @@ def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -
     if balance_mode not in ("dynamic", "fixed"):
         raise ValueError(f"{where}.mode={balance_mode!r} must be 'dynamic' or 'fixed'; for "
                          "student-only training set the backbone's transfer='none'.")
+    if "fixed_alpha" in balance and (balance_mode != "fixed" or mode != "hybrid"):
+        ignored_by = f"mode={balance_mode!r}" if mode == "hybrid" else f"transfer={mode!r}"
+        raise ValueError(f"{where}.fixed_alpha={balance['fixed_alpha']!r} would be ignored by "
+                         f"{ignored_by}: it weighs the hybrid paths only with transfer='hybrid' "
+                         f"and {where}=dict(mode='fixed', fixed_alpha=...). Set that mode or "
+                         "drop fixed_alpha.")
     return LossBalancer(balance_mode if mode == "hybrid" else "student_only", **balance)
 
 

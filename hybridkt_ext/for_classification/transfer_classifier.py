@@ -61,7 +61,7 @@ class TransferClassifier(nn.Module):
                                     hybrid_paths=mode in ("hybrid", "fixed"))
         # Every mode but KD is one of the core's transfer modes: one dispatch for all adapters.
         core_mode = {"fixed": "hybrid", "kd": "none"}.get(mode, mode)
-        balance = dict(mode="fixed" if mode == "fixed" else "dynamic", fixed_alpha=fixed_alpha)
+        balance = dict(mode="fixed", fixed_alpha=fixed_alpha) if mode == "fixed" else None
         # Registered (state dict: transfer_loss.*): FitNet's regressors train with the
         # student. The mode is a string (``mode``), as in every adapter; this is its loss.
         self.transfer_loss = build_transfer_loss(core_mode, self.engine, dict(weight=fitnet_weight),

@@ -11,7 +11,6 @@ adapters and ``transfer_loss.*`` FitNet's regressors; export keeps only the firs
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -22,7 +21,7 @@ from torch import nn
 from hybridkt_ext.core import (HybridFeatures, HybridForward, HybridTrainingError,
                                InputConvention, StagedBackbone, StageMismatchError,
                                TeacherInputTransform, aligned_stage_groups, merge_stages)
-from hybridkt_ext.core.closest_names import did_you_mean
+from hybridkt_ext.core.closest_names import did_you_mean, keyword_names, refuse_unknown_keys
 from hybridkt_ext.core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
                                              check_transfer_mode)
 
@@ -68,7 +67,9 @@ class HybridBackbone(BaseModule):
                  balance: dict | None = None, init_cfg: dict | None = None,
                  **unknown: object) -> None:
         super().__init__(init_cfg=None)
-        refuse_unknown_keys(unknown)
+        # A misspelled `swtich_points` would otherwise be Python's TypeError at the end of the
+        # Runner's config dump, or, once accepted, an option silently not applied.
+        refuse_unknown_keys(unknown, hybrid_backbone_keys(), "HybridBackbone")
         if init_cfg is not None:
             raise ValueError("HybridBackbone: put init_cfg/pretrained into `student` (and "
                              "`teacher.checkpoint`), not on HybridBackbone itself.")
@@ -95,6 +96,9 @@ class HybridBackbone(BaseModule):
         plain = source.registry.build(student)
         # The stage producing each feature the plain student returns, in its order.
         staged, self.out_indices = source.stages(plain)
+        if student_input:
+            refuse_unknown_keys(student_input, keyword_names(InputConvention),
+                                "HybridBackbone.student_input")
         convention = InputConvention(**dict(student_input)) if student_input else None
         self._student_input_given = convention is not None
         self.teacher_random_init = False
@@ -172,24 +176,9 @@ class HybridBackbone(BaseModule):
         return self.engine.forward_hybrid(x)
 
 
-def hybrid_backbone_keys() -> tuple[str, ...]:
+def hybrid_backbone_keys() -> list[str]:
     """The keys a ``HybridBackbone`` config dict may have (its constructor's, and ``type``)."""
-    parameters = inspect.signature(HybridBackbone.__init__).parameters.values()
-    return ("type",) + tuple(p.name for p in parameters
-                             if p.name != "self" and p.kind is not p.VAR_KEYWORD)
-
-
-def refuse_unknown_keys(unknown: Mapping[str, Any]) -> None:
-    """Raises for keys no ``HybridBackbone`` takes, naming the closest valid one.
-
-    A misspelled ``swtich_points`` would otherwise be Python's TypeError at the end of the
-    Runner's config dump, or, once accepted, an option silently not applied.
-    """
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ValueError(f"HybridBackbone: unknown key {key!r}."
-                         f"{did_you_mean(key, hybrid_backbone_keys())} Valid keys: "
-                         f"{', '.join(hybrid_backbone_keys()[1:])}.")
+    return keyword_names(HybridBackbone.__init__) + ["type"]
 
 
 def check_hybrid_backbone_keys(config: Any) -> None:
@@ -200,8 +189,7 @@ def check_hybrid_backbone_keys(config: Any) -> None:
     """
     if isinstance(config, Mapping):
         if config.get("type") == "HybridBackbone":
-            refuse_unknown_keys({k: v for k, v in config.items()
-                                 if k not in hybrid_backbone_keys()})
+            refuse_unknown_keys(config, hybrid_backbone_keys(), "HybridBackbone")
         for value in config.values():
             check_hybrid_backbone_keys(value)
     elif isinstance(config, (list, tuple)):

@@ -18,6 +18,7 @@ from torch import nn
 from hybridkt_ext.core import (InputConvention, LossBalancer, TeacherCheckpointError,
                                load_teacher_weights, make_path_plan, save_atomically)
 from hybridkt_ext.core.checkpoint import CheckpointFileError, load_checkpoint_file
+from hybridkt_ext.core.transfer_step import build_balancer
 from tests.toy_models import head_loss, make_engine
 from tests.conftest import png_bytes
 
@@ -89,6 +90,31 @@ def test_fixed_alpha_that_only_looks_like_a_number_is_refused(alpha):
     with pytest.raises(ValueError, match="fixed_alpha must be a number") as info:
         LossBalancer("fixed", fixed_alpha=alpha)
     assert "fixed_alpha=0.5" in str(info.value)  # the fix, spelled out
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "student_only"])
+def test_a_fixed_alpha_that_the_mode_would_ignore_is_refused(mode):
+    with pytest.raises(ValueError) as info:
+        LossBalancer(mode, fixed_alpha=0.5)
+    assert str(info.value) == (
+        f"LossBalancer: fixed_alpha=0.5 applies only with mode='fixed', but mode={mode!r} "
+        "ignores it; write dict(mode='fixed', fixed_alpha=0.5) or drop fixed_alpha.")
+    assert LossBalancer(mode).fixed_alpha == 1.0 and LossBalancer("fixed").fixed_alpha == 1.0
+
+
+@pytest.mark.parametrize("transfer, balance, ignored_by", [
+    ("hybrid", dict(mode="dynamic", fixed_alpha=0.5), "mode='dynamic'"),
+    ("hybrid", dict(fixed_alpha=0.5), "mode='dynamic'"),  # dynamic is the default mode
+    ("fitnet", dict(mode="fixed", fixed_alpha=0.5), "transfer='fitnet'"),
+])
+def test_a_balance_config_whose_fixed_alpha_would_be_ignored_is_refused(transfer, balance,
+                                                                        ignored_by):
+    with pytest.raises(ValueError) as info:
+        build_balancer(transfer, balance, "model.backbone.balance")
+    assert str(info.value).startswith(
+        f"model.backbone.balance.fixed_alpha=0.5 would be ignored by {ignored_by}: it weighs "
+        "the hybrid paths only with transfer='hybrid'")
+    assert build_balancer("hybrid", dict(mode="fixed", fixed_alpha=0.5)).fixed_alpha == 0.5
 
 
 def test_misspelled_mode_suggests_the_intended_one():

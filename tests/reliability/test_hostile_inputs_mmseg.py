@@ -139,9 +139,20 @@ def test_broken_teacher_file_stops_the_runner_before_training(tmp_path):
      ["fixed_alpha must be finite and >= 0, got inf"]),
     ({"model.balance": dict(mode="fixed", fixed_alpha="0.5")}, ValueError,
      ["fixed_alpha must be a number >= 0, got '0.5'"]),
+    ({"model.balance": dict(mode="dynamic", fixed_alpha=0.5)}, ValueError,
+     ["balance.fixed_alpha=0.5 would be ignored by mode='dynamic'"]),
+    ({"model.backbone.swtich_points": [1]}, ValueError,
+     ["HybridBackbone: unknown key 'swtich_points'. Did you mean 'switch_points'?"]),
+    ({"model.backbone.student_input": dict(mena=(0, 0, 0))}, ValueError,
+     ["HybridBackbone.student_input: unknown key 'mena'. Did you mean 'mean'?"]),
+    ({"model.backbone.transfer": "fitnet", "model.backbone.fitnet": dict(wieght=2.0)},
+     ValueError, ["fitnet: unknown key 'wieght'. Did you mean 'weight'?"]),
+    ({"model.backbone.transfer": "at", "model.backbone.at": dict(bta=1.0)}, ValueError,
+     ["at: unknown key 'bta'. Did you mean 'beta'?"]),
 ], ids=["mmseg-type-typo", "torchvision-typo", "load-key-typo", "quoted-flag", "bad-input",
         "student-type-typo", "switch-too-high", "switch-zero", "switch-float", "mode-typo",
-        "alpha-negative", "alpha-nan", "alpha-inf", "alpha-string"])
+        "alpha-negative", "alpha-nan", "alpha-inf", "alpha-string", "alpha-ignored",
+        "backbone-key-typo", "student-input-typo", "fitnet-key-typo", "at-key-typo"])
 def test_bad_config_fields_fail_the_model_build_naming_the_field(options, error, fragments):
     with pytest.raises(error) as info:
         build_model(**options)
