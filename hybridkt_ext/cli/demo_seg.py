@@ -9,7 +9,7 @@ and L1/L2/L3 over iterations, the paper's Fig. 6/7) into the work dir.
   hybridkt-demo-seg --iters 800 --seed 1 --work-dir work_dirs/demo_seg_800
 
 A work dir that holds a previous demo is refused unless --overwrite (`make demo` passes it:
-that folder is the demo's own).
+that folder is the demo's own); one inside (or equal to) --data-root always is.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated", categor
 
 import hybridkt_ext.for_mmseg  # noqa: F401  (registers HybridBackbone & co.)
 from hybridkt_ext.cli_arguments import positive_int
+from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 from hybridkt_ext.reproduction.segmentation_demo import (
     check_demo_work_dir, format_results, run_segmentation_demo, write_results)
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    # The datasets are generated and read under --data-root: a work dir in there could replace
+    # or pass for their files, --overwrite or not.
+    refuse_writing_onto_inputs([args.work_dir], [args.data_root], reader="demo_seg")
     check_demo_work_dir(args.work_dir, args.overwrite)
     start = time.perf_counter()
     runs = run_segmentation_demo(args.work_dir, args.data_root, iters=args.iters,

@@ -10,7 +10,7 @@ Examples:
 Outputs in --out (default work_dirs/reproduce/results): <table>.md and <table>.json per table,
 PNG figures, summary.json (settings, seeds, wall time per experiment). An --out may gather the
 experiments of several runs; one it already holds is replaced only with --overwrite. Training
-work directories go to --work-dir.
+work directories go to --work-dir. Neither may be in data/, where the datasets are generated.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from hybridkt_ext.cli_arguments import positive_int
+from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 from hybridkt_ext.reproduction.runner import EXPERIMENTS, run_experiments
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 
@@ -71,6 +72,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def reproduce(args: argparse.Namespace) -> int:
     import torch
 
+    # The experiments generate and read their datasets under data/ ($HYBRIDKT_DATA for the
+    # detectron2 ones): results or runs in there could replace or pass for their files. One
+    # call each: --out may be --work-dir (tables and run folders have names of their own).
+    for out in (args.out, args.work_dir):
+        refuse_writing_onto_inputs([out], data_folders(), reader="reproduce")
+
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MPLBACKEND", "Agg")
     run_experiments(args.experiments, args.out, args.work_dir, range(args.seeds), args.quick,
@@ -80,6 +87,12 @@ def reproduce(args: argparse.Namespace) -> int:
                     framework=args.detection_framework)
     print(f"tables and plots in {args.out}")
     return 0
+
+
+def data_folders() -> list[Path]:
+    """The folders the experiments read their (generated) datasets from, once each."""
+    folders = [Path("data"), Path(os.getenv("HYBRIDKT_DATA", "data"))]
+    return [f for i, f in enumerate(folders) if f not in folders[:i]]
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from hybridkt_ext.cli_arguments import positive_float, positive_int
+from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig
 from hybridkt_ext.for_classification.data import load_datasets
 from hybridkt_ext.for_classification.experiment import (
@@ -116,9 +117,15 @@ def planned_outputs(args: argparse.Namespace) -> list[Path]:
 
 
 def check_work_dir(args: argparse.Namespace) -> None:
-    """Before any training: the work dir is a writable folder and holds no earlier outputs
-    (unless --overwrite), so minutes of training never end in an error writing them."""
+    """Before any training: the work dir is a writable folder, no output is an input (the
+    teacher file, the images) and none is there from an earlier run (unless --overwrite), so
+    minutes of training never end in an error writing them, or in a lost input."""
     work = args.work_dir
+    # The teacher file and the images are read during training: an output on them is refused
+    # before any training, --overwrite or not.
+    data = () if args.data_root is None else (args.data_root / "train", args.data_root / "val")
+    refuse_writing_onto_inputs(planned_outputs(args), (args.teacher_checkpoint, *data),
+                               reader="train_cls")
     if work.exists() and not work.is_dir():
         raise NotADirectoryError(f"--work-dir {work} is a file, not a folder; choose a folder.")
     work.mkdir(parents=True, exist_ok=True)

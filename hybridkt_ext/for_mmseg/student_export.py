@@ -16,6 +16,7 @@ from mmengine.config import Config
 
 from hybridkt_ext.core import export_student_state_dict, save_atomically
 from hybridkt_ext.core.checkpoint import load_checkpoint_file
+from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 
 HYBRID_STUDENT_PREFIX = "backbone.engine.student.model."
 HYBRID_ONLY_PREFIXES = ("backbone.engine.", "backbone.transfer_loss.")
@@ -43,13 +44,10 @@ def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
 
     Raises:
         FileExistsError: ``out`` exists and ``overwrite`` is False.
-        ValueError: ``out`` is the input checkpoint, an input config or the other output.
+        OutputIsInputError: (a ValueError) ``out`` is the input checkpoint, an input config or
+            the other output, by path, symbolic link or hard link.
     """
-    target = Path(out).resolve()
-    for other in (checkpoint, *inputs):
-        if target == Path(other).resolve():
-            raise ValueError(f"{out} is also {other}, which this export reads or writes; write "
-                             "each output to a file of its own (it would be lost).")
+    refuse_writing_onto_inputs([out], [checkpoint, *inputs], reader="this export")
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
 

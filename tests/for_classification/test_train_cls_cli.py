@@ -1,6 +1,7 @@
 """tools/train_cls.py end to end on a sliver of digits: teacher, students, table, plot."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -109,3 +110,75 @@ def test_an_imagenet_checkpoint_lends_its_trunk_and_a_broken_one_fails_first(tmp
     broken = run(*args[:-1], str(tmp_path / "broken"))
     assert broken.returncode == 1 and "layer3.0.conv1.weight" in broken.stderr
     assert not list((tmp_path / "broken").glob("student_*"))
+
+
+def _image_folder(root, classes=("cat", "dog"), per_class: int = 2):
+    """A tiny ImageFolder (8x8 PNGs) with train/ and val/."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in classes:
+            (root / split / label).mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(root / split / label / f"{i}.png")
+    return root
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_an_image_folder_of_one_class_is_refused_before_training(tmp_path):
+    data = _image_folder(tmp_path / "data", classes=("cat",))
+    out = run("--modes", "none", "--data-root", str(data), "--image-size", "8",
+              "--batch-size", "1", "--epochs", "1", "--work-dir", str(tmp_path / "work"))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"train_cls: ValueError: {data / 'train'} has 1 class folder (cat); classification "
+        "needs at least two, one folder of images per class in both train/ and val/."]
+    assert not list((tmp_path / "work").iterdir())
+
+
+@pytest.mark.parametrize("split, damage", [("val", "truncated"), ("val", "not an image"),
+                                           ("train", "truncated")])
+def test_a_corrupt_image_is_named_before_training(tmp_path, split, damage):
+    data = _image_folder(tmp_path / "data")
+    bad = data / split / "dog" / "1.png"
+    # A download cut short after the header, or a text file under an image name.
+    bad.write_bytes(bad.read_bytes()[:60] if damage == "truncated" else b"not an image")
+    before = _tree(data)
+    out = run("--modes", "none", "--data-root", str(data), "--image-size", "8",
+              "--batch-size", "1", "--epochs", "1", "--work-dir", str(tmp_path / "work"))
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert lines[0].startswith(f"train_cls: ValueError: {bad} is not a readable image (")
+    assert lines[0].endswith("replace or remove it (every image under train/ and val/ is "
+                             "checked before training).")
+    assert not list((tmp_path / "work").iterdir())  # no epoch was trained
+    assert _tree(data) == before
+
+
+def test_outputs_onto_the_teacher_or_into_the_images_are_refused(tmp_path):
+    teacher = tmp_path / "teacher.pth"
+    teacher.write_bytes(b"the teacher's weights")
+    work = tmp_path / "work"
+    work.mkdir()
+    os.link(teacher, work / "student_none.pth")  # the 'none' student would be written onto it
+    out = run("--modes", "none,hybrid", "--teacher-checkpoint", str(teacher), "--overwrite",
+              "--work-dir", str(work))
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"train_cls: OutputIsInputError: {work / 'student_none.pth'} is {teacher} (the same "
+        "file under another name: a hard link), which train_cls reads or writes; write each "
+        "output to a path of its own (it would be lost, --overwrite or not)."]
+    assert teacher.read_bytes() == b"the teacher's weights"
+    data = _image_folder(tmp_path / "data")
+    before = _tree(data)
+    out = run("--modes", "none", "--data-root", str(data), "--work-dir", str(data / "val"))
+    assert out.returncode == 1
+    assert out.stderr.strip().startswith(
+        f"train_cls: OutputIsInputError: {data / 'val' / 'student_none.pth'} is inside "
+        f"{data / 'val'}, a folder train_cls reads files from")
+    assert _tree(data) == before

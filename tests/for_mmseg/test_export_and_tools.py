@@ -153,3 +153,40 @@ def test_plot_alpha_overlays_a_hybrid_and_a_baseline_run(tmp_path, data_dirs, te
     assert (tmp_path / "both.png").stat().st_size > 0
     missing = _run([str(REPO / "tools" / "plot_alpha.py"), str(tmp_path / "nothing")])
     assert missing.returncode == 1 and "no */vis_data/scalars.json" in missing.stderr
+
+
+def test_export_never_writes_onto_its_checkpoint_through_a_link(tmp_path):
+    checkpoint = tmp_path / "iter_2.pth"
+    checkpoint.write_bytes(b"the run's only checkpoint")  # refused before it is read
+    (tmp_path / "link.pth").symlink_to(checkpoint)
+    os.link(checkpoint, tmp_path / "hard.pth")
+    for out, how in ((tmp_path / "link.pth", "through a symbolic link"),
+                     (tmp_path / "hard.pth", "under another name: a hard link")):
+        done = _run([str(REPO / "tools" / "export_seg_student.py"), str(HYBRID_CONFIG),
+                     str(checkpoint), str(out), "--overwrite"])
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [
+            f"export_seg_student: OutputIsInputError: {out} is {checkpoint} (the same file "
+            f"{how}), which this export reads or writes; write each output to a path of its "
+            "own (it would be lost, --overwrite or not)."]
+    assert checkpoint.read_bytes() == b"the run's only checkpoint"
+    assert (tmp_path / "link.pth").is_symlink()
+    assert (tmp_path / "hard.pth").read_bytes() == b"the run's only checkpoint"
+
+
+def test_test_seg_writes_no_label_maps_into_the_test_images(tmp_path):
+    images = tmp_path / "data" / "leftImg8bit" / "val"
+    images.mkdir(parents=True)
+    (images / "a_leftImg8bit.png").write_bytes(b"an image")
+    checkpoint = tmp_path / "iter_2.pth"
+    checkpoint.write_bytes(b"weights")
+    done = _run([str(REPO / "tools" / "test_seg.py"), str(HYBRID_CONFIG), str(checkpoint),
+                 "--out", str(images), "--work-dir", str(tmp_path / "work"), "--cfg-options",
+                 f"test_dataloader.dataset.data_root={tmp_path / 'data'}"])
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"test_seg: OutputIsInputError: {images} is inside {tmp_path / 'data'}, a folder "
+        "test_seg reads files from; write the output outside it (it could replace or be read "
+        "as one of them)."]
+    assert sorted(p.name for p in images.iterdir()) == ["a_leftImg8bit.png"]
+    assert not (tmp_path / "work").exists()

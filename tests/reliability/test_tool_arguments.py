@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import REPO
 
 
 def _tool(name: str):
@@ -130,3 +133,81 @@ def test_every_tool_offers_debug_for_the_traceback(name, capsys):
     with pytest.raises(SystemExit) as stop:
         (getattr(tool, "parse_args", None) or tool.main)(["--help"])
     assert stop.value.code == 0 and "--debug" in capsys.readouterr().out
+
+
+def _run_tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "tools" / f"{name}.py"), *args],
+                          cwd=cwd or REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (links as what they point to), by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("onto", ["the log", "a symlink to it", "a hard link to it",
+                                  "a newer log's place", "metrics.json"])
+def test_plot_alpha_never_writes_onto_a_run_log(tmp_path, onto):
+    run = tmp_path / "run"
+    log = run / "20240101_000000" / "vis_data" / "scalars.json"
+    log.parent.mkdir(parents=True)
+    log.write_text(json.dumps({"step": 1, "hkt_alpha": 1.0}) + "\n")
+    out = {"the log": log, "a symlink to it": tmp_path / "link.json",
+           "a hard link to it": tmp_path / "hard.json",
+           "a newer log's place": run / "20991231_000000" / "vis_data" / "scalars.json",
+           "metrics.json": run / "metrics.json"}[onto]
+    if onto == "a symlink to it":
+        out.symlink_to(log)
+    if onto == "a hard link to it":
+        os.link(log, out)
+    before = _files(tmp_path)
+    done = _run_tool("plot_alpha", str(run), "--out", str(out), "--overwrite")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"plot_alpha: OutputIsInputError: {out} is")
+    assert str(run) in lines[0] and "Traceback" not in done.stderr
+    assert _files(tmp_path) == before  # the log, and every link to it, byte for byte
+    assert out.is_symlink() == (onto == "a symlink to it")
+
+
+def test_reproduce_and_demo_seg_write_nothing_into_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYBRIDKT_DATA", raising=False)
+    (tmp_path / "data" / "synthetic_gta5").mkdir(parents=True)
+    with pytest.raises(SystemExit) as stop:
+        _tool("reproduce").main(["--experiments", "classification", "--quick", "--out",
+                                 "data/synthetic_gta5", "--overwrite"])
+    assert stop.value.code == (
+        "reproduce: OutputIsInputError: data/synthetic_gta5 is inside data, a folder reproduce "
+        "reads files from; write the output outside it (it could replace or be read as one of "
+        "them).")
+    assert not list((tmp_path / "data" / "synthetic_gta5").iterdir())
+    assert not (tmp_path / "work_dirs").exists()
+    pytest.importorskip("mmseg")
+    with pytest.raises(SystemExit) as stop:
+        _tool("demo_seg").main(["--work-dir", "data/synthetic_gta5/run", "--data-root", "data",
+                                "--iters", "1", "--teacher-iters", "1", "--overwrite"])
+    assert stop.value.code.startswith("demo_seg: OutputIsInputError: data/synthetic_gta5/run "
+                                      "is inside data, a folder demo_seg reads files from")
+    assert not list((tmp_path / "data" / "synthetic_gta5").iterdir())
+
+
+def test_test_det_never_dumps_onto_its_checkpoint(tmp_path):
+    pytest.importorskip("mmdet")
+    checkpoint = tmp_path / "model.pkl"
+    checkpoint.write_bytes(b"the only copy of the weights")
+    os.link(checkpoint, tmp_path / "dets.pkl")
+    config = (REPO / "configs" / "mmdet"
+              / "faster-rcnn_mobilenetv1_fpn_hybrid-r18_synthetic-citypersons.py")
+    for out in (checkpoint, tmp_path / "dets.pkl"):
+        done = _run_tool("test_det", str(config), str(checkpoint), "--out", str(out),
+                         "--work-dir", str(tmp_path / "work"))
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"test_det: OutputIsInputError: {out} is {checkpoint}")
+    assert checkpoint.read_bytes() == b"the only copy of the weights"
+    assert (tmp_path / "dets.pkl").read_bytes() == b"the only copy of the weights"
+    assert not (tmp_path / "work").exists()
