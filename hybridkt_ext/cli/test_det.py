@@ -8,13 +8,13 @@ the test data folders). The tool itself is hybridkt_ext/for_mmseg/testing_tool.p
 hybridkt-test-seg).
 """
 import hybridkt_ext.for_mmdet  # noqa: F401  (registers HybridBackbone & co. in mmdet)
-from hybridkt_ext.cli.test_seg import run_test_tool
 from hybridkt_ext.for_mmdet.predictions import dump_detections
+from hybridkt_ext.for_mmseg import testing_tool
 
 
 def main(argv: list[str] | None = None) -> dict:
-    return run_test_tool("test_det", "Test (and eval) a detector", argv,
-                         save_predictions=dump_detections)
+    return testing_tool.main("test_det", "Test (and eval) a detector", argv,
+                             save_predictions=dump_detections)
 
 
 if __name__ == "__main__":

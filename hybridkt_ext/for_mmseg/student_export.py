@@ -160,6 +160,9 @@ def plain_student_config(cfg: Config) -> Config:
     return Config(data)
 
 
+STUDENT_FOR_EVALUATION = "student_for_evaluation.pth"  # written into the test's work dir
+
+
 def student_evaluation(cfg: Config, checkpoint: str | os.PathLike, work_dir: str | os.PathLike,
                        trust: bool = False) -> tuple[Config, Path]:
     """The plain student config and checkpoint that evaluate a hybrid config's student.
@@ -176,7 +179,7 @@ def student_evaluation(cfg: Config, checkpoint: str | os.PathLike, work_dir: str
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
     plain_cfg = plain_student_config(cfg)
     if any(k.startswith(HYBRID_STUDENT_PREFIX) for k in state):
-        out = Path(work_dir) / "student_for_evaluation.pth"
+        out = Path(work_dir) / STUDENT_FOR_EVALUATION
         save_atomically(student_checkpoint(checkpoint, trust=trust), out, overwrite=True)
         return plain_cfg, out
     if any(k.startswith("backbone.") for k in state):  # an exported student

@@ -208,3 +208,17 @@ def test_ctrl_c_while_a_checkpoint_is_saved_is_one_line_naming_the_last_good_one
         f"train_seg: TrainingInterrupted: interrupted (Ctrl-C); the last good checkpoint is "
         f"{work / 'iter_2.pth'}: continue with --work-dir {work} --resume.")
     assert not (work / "iter_4.pth").exists()
+
+
+def test_testing_never_replaces_the_checkpoint_with_the_student_file_it_writes(
+        hybrid_run, data_dirs, tmp_path):
+    # A hybrid checkpoint is mapped to the student's keys in <work-dir>/student_for_evaluation.pth.
+    checkpoint = tmp_path / "student_for_evaluation.pth"
+    checkpoint.write_bytes((hybrid_run / "iter_2.pth").read_bytes())
+    before = checkpoint.read_bytes()
+    done = _tool("test_seg.py", str(HYBRID_CONFIG), str(checkpoint), "--work-dir",
+                 str(tmp_path), options=data_options(data_dirs["cityscapes"]))
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"test_seg: OutputIsInputError: {checkpoint} is "
+                                          f"{checkpoint}")
+    assert checkpoint.read_bytes() == before
