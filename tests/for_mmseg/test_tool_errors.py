@@ -222,3 +222,18 @@ def test_testing_never_replaces_the_checkpoint_with_the_student_file_it_writes(
     assert done.stderr.strip().startswith(f"test_seg: OutputIsInputError: {checkpoint} is "
                                           f"{checkpoint}")
     assert checkpoint.read_bytes() == before
+
+
+def test_train_seg_never_runs_the_config_text_stored_in_a_teacher_file(tmp_path, data_dirs,
+                                                                       teacher_checkpoint):
+    marker = tmp_path / "PWNED"
+    saved = torch.load(teacher_checkpoint, weights_only=False)  # our own file
+    saved["meta"]["cfg"] = (f"_x = __import__('os').system('touch {marker}')\n"
+                            + saved["meta"]["cfg"])
+    hostile = tmp_path / "teacher.pth"
+    torch.save(saved, hostile)
+    done = _train(data_dirs, hostile, tmp_path / "w")
+    assert not marker.exists()
+    # The weights are fine: it trains (the warning that the stored config was not read is
+    # checked in test_teacher_sources; this tool runs with warnings off).
+    assert done.returncode == 0, done.stderr[-2000:]
