@@ -9,28 +9,72 @@
 
 SOLVER.AMP.ENABLED True trains with detectron2's AMPTrainer (CUDA float16). Checkpoints are
 read without running code from them; --trust-checkpoint lifts that for files you trust.
+
+A missing or unreadable config, a key the config does not have (the closest keys are named) and
+a missing detectron2 are one line on stderr and exit status 1, before any process starts or
+anything is written; --debug shows the traceback instead.
 """
-from detectron2.config import get_cfg
-from detectron2.engine import default_argument_parser, default_setup, launch
+from __future__ import annotations
 
-from hybridkt_ext.for_detectron2 import lazy_training
-from hybridkt_ext.tool_errors import add_debug_flag, run_tool
-from hybridkt_ext.for_detectron2 import (
-    HybridKTTrainer as Trainer,
-    SafeDetectionCheckpointer,
-    add_hybridkt_config,
-    save_student_checkpoint,
-)
+import os
+import sys
+from typing import Any
+
+from hybridkt_ext.tool_errors import add_debug_flag, one_line, run_tool
+
+try:  # hybridkt_ext.for_detectron2 first: its ImportError says how to install detectron2
+    from hybridkt_ext.for_detectron2 import (
+        HybridKTTrainer as Trainer,
+        SafeDetectionCheckpointer,
+        lazy_training,
+        save_student_checkpoint,
+    )
+    from hybridkt_ext.for_detectron2.config import load_hybridkt_config
+
+    from detectron2.engine import default_argument_parser, default_setup, launch
+except ImportError as _err:
+    # Kept for main(), which reports it in one line: importing this module never fails.
+    _IMPORT_ERROR: ImportError | None = _err
+else:
+    _IMPORT_ERROR = None
+
+TOOL = "train_net"
 
 
-def setup(args):
-    cfg = get_cfg()
-    add_hybridkt_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+def load_config(args) -> Any:
+    """The run's config (a frozen CfgNode, or a LazyConfig for a ``.py``), checked.
+
+    Raises:
+        ValueError: no ``--config-file``, or a mistake in the file or the KEY VALUE pairs.
+        FileNotFoundError: the config file does not exist.
+        KeyError: a key the config does not have (the closest keys are named).
+    """
+    if not args.config_file:
+        raise ValueError("no --config-file given: name a detectron2 YAML config or a "
+                         "LazyConfig .py, e.g. --config-file "
+                         "configs/detectron2/hybridkt-mobilenetv1-fpn-synthetic.yaml (--help "
+                         "lists the options)")
+    if not os.path.isfile(args.config_file):
+        raise FileNotFoundError(f"--config-file {args.config_file}: no such file")
+    lazy = args.config_file.endswith(".py")
+    # detectron2's parser reads everything after the first KEY as KEY VALUE pairs: an option
+    # there (`... OUTPUT_DIR out --debug`) would be taken for a key and give yacs' odd message.
+    misplaced = [o for i, o in enumerate(args.opts) if o.startswith("--") and (lazy or i % 2 == 0)]
+    if misplaced:
+        raise ValueError(f"{misplaced[0]} comes after the config's overrides, where it is read as "
+                         "one: put the options before them")
+    if lazy:  # a LazyConfig: detectron2's LazyConfig conventions
+        return lazy_training.load_lazy_config(args.config_file, args.opts)
+    cfg = load_hybridkt_config(args.config_file, args.opts)
     if args.trust_checkpoint:
         cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS = True
     cfg.freeze()
+    return cfg
+
+
+def setup(args):
+    """The YAML run's config, after detectron2's ``default_setup`` (output folder, logs)."""
+    cfg = load_config(args)
     default_setup(cfg, args)
     return cfg
 
@@ -53,7 +97,19 @@ def train_or_evaluate(args):
     return trainer.train()
 
 
+def _check_then_launch(args):
+    # The config is read here first, in this process: a mistake in it is then one line before
+    # `launch` starts worker processes (whose errors would be tracebacks) or writes anything.
+    load_config(args)
+    return launch(train_or_evaluate, args.num_gpus, num_machines=args.num_machines,
+                  machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
+
+
 def main(argv: list[str] | None = None):
+    if _IMPORT_ERROR is not None:
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            raise _IMPORT_ERROR
+        sys.exit(one_line(TOOL, _IMPORT_ERROR))
     parser = default_argument_parser()
     parser.add_argument("--export-student", default="", metavar="FILE",
                         help="write the student-only checkpoint (and its plain config) and exit")
@@ -62,9 +118,7 @@ def main(argv: list[str] | None = None):
                              "resume): only for files you trust, a pickle can run code")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    return run_tool("train_net", lambda: launch(
-        train_or_evaluate, args.num_gpus, num_machines=args.num_machines,
-        machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,)), args.debug)
+    return run_tool(TOOL, lambda: _check_then_launch(args), args.debug)
 
 
 if __name__ == "__main__":

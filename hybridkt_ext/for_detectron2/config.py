@@ -1,4 +1,6 @@
-"""Config keys of the detectron2 adapter: ``MODEL.HYBRIDKT.*`` (+ ``MODEL.MOBILENET_V1.*``).
+"""Config keys of the detectron2 adapter: ``MODEL.HYBRIDKT.*`` (+ ``MODEL.MOBILENET_V1.*``), and
+``load_hybridkt_config``, the YAML reader that reports a mistake in one line (an unknown key with
+the closest valid one) and never runs code from the file.
 
 Defaults reproduce the paper's pedestrian detection setting (Table 4): a frozen torchvision
 ResNet-50 teacher (the PifPaf pose network's trunk) with RGB/ImageNet input, switches at every
@@ -6,14 +8,25 @@ stage boundary, dynamic balancing alpha = 2*L3/(L1+L2).
 """
 from __future__ import annotations
 
-from detectron2.config import CfgNode as CN
+import re
+from typing import Any, Mapping, Sequence
 
+import yaml
+from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
+
+from ..core.closest_names import did_you_mean
 from .mobilenet_v1_backbone import add_mobilenet_v1_config
 
 # Names accepted by MODEL.HYBRIDKT.TEACHER.FRAMEWORK (MODEL.HYBRIDKT.TRANSFER: core's).
 TEACHER_FRAMEWORKS = ("torchvision", "timm", "detectron2")
 # Balance modes a config may name; "student_only" is implied by TRANSFER "none".
 CONFIG_BALANCE_MODES = ("dynamic", "fixed")
+# MODEL.HYBRIDKT.FIXED_ALPHA's default: another value only means something with BALANCE "fixed".
+DEFAULT_FIXED_ALPHA = 1.0
+# How yacs names a key the config does not have (merge_from_file: KeyError; merge_from_list:
+# AssertionError); stable, yacs 0.1.8 is its last release.
+_NON_EXISTENT_KEY = re.compile(r"Non-existent (?:config )?key: (\S+)")
 
 
 def add_hybridkt_config(cfg: CN) -> None:
@@ -33,7 +46,7 @@ def add_hybridkt_config(cfg: CN) -> None:
     # "dynamic": alpha = 2*L3/(L1+L2) per step (eq. 1); "fixed": alpha = FIXED_ALPHA (Fig. 9).
     _C.MODEL.HYBRIDKT.BALANCE = "dynamic"
     # alpha in BALANCE "fixed" mode; total = alpha*(L1+L2) + L3.
-    _C.MODEL.HYBRIDKT.FIXED_ALPHA = 1.0
+    _C.MODEL.HYBRIDKT.FIXED_ALPHA = DEFAULT_FIXED_ALPHA
     # Weight of the FitNet hint loss (TRANSFER "fitnet"); tune per setting as the paper did.
     _C.MODEL.HYBRIDKT.FITNET_WEIGHT = 1.0
     # Student stage indices of the FitNet hint; empty: the middle stage (num_stages // 2).
@@ -90,3 +103,109 @@ def add_hybridkt_config(cfg: CN) -> None:
     _C.MODEL.HYBRIDKT.TEACHER.INPUT_FORMAT = "RGB"
 
     add_mobilenet_v1_config(_C)
+
+
+def load_hybridkt_config(config_file: str, opts: Sequence[str] = ()) -> CN:
+    """detectron2's defaults + the hybridkt keys, merged with a YAML file and KEY VALUE pairs.
+
+    What ``tools/train_net.py`` runs, with every mistake in the file or the pairs reported as
+    one error naming it (and, for a key that does not exist, the closest keys that do).
+
+    Args:
+        config_file: the YAML config (``_BASE_`` files are followed, as detectron2 does).
+        opts: ``KEY VALUE`` pairs, flattened (the command line's tail).
+
+    Returns:
+        The merged config, not frozen.
+
+    Raises:
+        FileNotFoundError: ``config_file`` is not a file.
+        KeyError: a key of the file or of ``opts`` is not a config key.
+        ValueError: the file is not YAML, not a mapping, or has a value of the wrong type; or
+            ``opts`` are not pairs.
+    """
+    cfg = get_cfg()
+    add_hybridkt_config(cfg)
+    merge_config_file(cfg, config_file)
+    merge_config_list(cfg, opts)
+    return cfg
+
+
+def merge_config_file(cfg: CN, config_file: str) -> None:
+    """``cfg.merge_from_file`` with one-line errors, never running code from the file.
+
+    Raises:
+        FileNotFoundError, KeyError, ValueError: as ``load_hybridkt_config``.
+    """
+    try:
+        with open(config_file, encoding="utf-8") as f:
+            top = yaml.safe_load(f)
+        if not isinstance(top, dict):
+            holds = "nothing" if top is None else f"a {type(top).__name__}"
+            raise ValueError(f"{config_file}: a detectron2 YAML config is a mapping of config "
+                             f"keys (MODEL: ..., SOLVER: ...), this file holds {holds}.")
+        # allow_unsafe=False: detectron2 would otherwise retry a YAML that safe_load refuses
+        # with yaml.unsafe_load, which runs the Python that !!python/object tags name.
+        cfg.merge_from_file(config_file, allow_unsafe=False)
+    except yaml.YAMLError as err:
+        raise ValueError(f"not a valid YAML config: {_yaml_problem(err, config_file)}") from None
+    except KeyError as err:
+        raise _unknown_key_error(cfg, err, config_file) from None
+
+
+def merge_config_list(cfg: CN, opts: Sequence[str]) -> None:
+    """``cfg.merge_from_list`` (KEY VALUE pairs) with one-line errors.
+
+    Raises:
+        KeyError: a key is not a config key (the closest keys are named).
+        ValueError: a value of the wrong type, or an odd number of items.
+    """
+    try:
+        cfg.merge_from_list(list(opts))
+    except (AssertionError, KeyError) as err:  # yacs asserts on command-line keys
+        raise _unknown_key_error(cfg, err, "command line") from None
+
+
+def _yaml_problem(err: yaml.YAMLError, config_file: str) -> str:
+    """``file, line N: problem`` (PyYAML's own message spans several lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if mark is None:
+        return f"{config_file}: {problem}"
+    name = mark.name if mark.name and not mark.name.startswith("<") else config_file
+    return f"{name}, line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _unknown_key_error(cfg: CN, err: BaseException, where: str) -> Exception:
+    """The error of a yacs merge, in one line; an unknown key names the closest valid ones."""
+    message = str(err.args[0]) if err.args else str(err)
+    found = _NON_EXISTENT_KEY.search(message)
+    if found is None:  # a renamed key, an odd-length list: yacs' message says it already
+        return ValueError(f"{where}: {message}")
+    key = found.group(1)
+    # The deepest node the key does exist down to: its keys are what was meant, most likely.
+    node, parts = cfg, key.split(".")
+    depth = 0
+    while depth < len(parts) - 1 and isinstance(node.get(parts[depth]), CN):
+        node = node[parts[depth]]
+        depth += 1
+    prefix = ".".join(parts[:depth])
+    hint = did_you_mean(".".join(parts[depth:]), dotted_keys(node),
+                        prefix=f"{prefix}." if prefix else "", n=1)
+    if not hint:
+        hint = f" The keys under {prefix or 'the top level'} are {sorted(node)}."
+    return KeyError(f"{where}: {key!r} is not a config key.{hint}")
+
+
+def dotted_keys(node: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every key below a config node, sub-nodes included, dotted (``TEACHER.WEIGHTS``).
+
+    For a CfgNode and for a LazyConfig (as plain containers); the arguments of a LazyConfig's
+    ``L(f)(...)`` calls are not followed: what ``f`` takes decides those.
+    """
+    keys = []
+    for name, child in node.items():
+        keys.append(f"{prefix}{name}")
+        if isinstance(child, Mapping) and "_target_" not in child:
+            keys += dotted_keys(child, f"{prefix}{name}.")
+    return keys

@@ -26,7 +26,7 @@ from ..core import (HybridFeatures, HybridForward, HybridTrainingError, InputCon
                     StagedBackbone, TeacherInputTransform)
 from ..core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
                                   check_transfer_mode)
-from .config import CONFIG_BALANCE_MODES
+from .config import CONFIG_BALANCE_MODES, DEFAULT_FIXED_ALPHA
 from .stage_split import match_teacher_stages, split_bottom_up
 from .teacher import build_teacher, student_input_convention, teacher_input_convention
 
@@ -173,8 +173,13 @@ def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
     engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), out_features)
     fitnet = dict(stages=list(hk.FITNET_STAGES) or None, weight=hk.FITNET_WEIGHT)
     at = dict(stages=list(hk.AT_STAGES) or None, beta=hk.AT_BETA)
-    return HybridBottomUp(engine, out_features, hk.TRANSFER,
-                          balance=dict(mode=hk.BALANCE, fixed_alpha=hk.FIXED_ALPHA),
+    balance = dict(mode=hk.BALANCE)
+    # FIXED_ALPHA always has a value in a yacs config: pass it where it weighs the paths, and
+    # where it was changed from its default (the core then refuses a value it would ignore).
+    weighs = hk.BALANCE == "fixed" and hk.TRANSFER == "hybrid"
+    if weighs or hk.FIXED_ALPHA != DEFAULT_FIXED_ALPHA:
+        balance["fixed_alpha"] = hk.FIXED_ALPHA
+    return HybridBottomUp(engine, out_features, hk.TRANSFER, balance=balance,
                           fitnet=fitnet, at=at,
                           teacher_input=teacher_input_convention(cfg) if hk.TRANSFER != "none"
                           else None)

@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 from detectron2.config import get_cfg
 from detectron2.modeling import Backbone
 
+from ..core.closest_names import did_you_mean
 from .config import add_hybridkt_config
 from .hybrid_backbone import HybridBottomUp, build_hybrid_engine
 from .stage_split import split_bottom_up
@@ -58,10 +59,8 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     if transfer != "none" and teacher is None:
         raise ValueError(f"hybrid_bottom_up(transfer={transfer!r}) needs a `teacher`; use "
                          "transfer='none' to train the student alone.")
+    check_teacher_keys(teacher or {})
     for key, value in dict(teacher or {}).items():
-        if key.upper() not in hk.TEACHER:
-            raise ValueError(f"hybrid_bottom_up: unknown teacher key {key!r}; use "
-                             f"{sorted(k.lower() for k in hk.TEACHER)}.")
         hk.TEACHER[key.upper()] = list(value) if isinstance(value, tuple) else value
     hk.TRANSFER, hk.SWITCH_POINTS = transfer, list(switch_points)
     hk.CHECKPOINT_TEACHER, hk.TRUST_CHECKPOINTS = checkpoint_teacher, trust_checkpoints
@@ -70,3 +69,22 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     return HybridBottomUp(engine, features, transfer, balance=balance, fitnet=fitnet, at=at,
                           teacher_input=teacher_input_convention(cfg) if transfer != "none"
                           else None)
+
+
+def check_teacher_keys(teacher: Mapping[str, Any], where: str = "hybrid_bottom_up") -> None:
+    """Refuses a ``teacher=dict(...)`` key that is not a ``MODEL.HYBRIDKT.TEACHER`` key.
+
+    Args:
+        teacher: the teacher mapping of ``hybrid_bottom_up``.
+        where: the config place of that mapping, for the message.
+
+    Raises:
+        ValueError: an unknown key, naming the closest valid ones.
+    """
+    cfg = get_cfg()
+    add_hybridkt_config(cfg)
+    valid = sorted(k.lower() for k in cfg.MODEL.HYBRIDKT.TEACHER)
+    for key in teacher:
+        if not isinstance(key, str) or key.lower() not in valid:  # as the YAML keys, any case
+            raise ValueError(f"{where}: teacher key {key!r} is not one of {valid}."
+                             f"{did_you_mean(str(key), valid, n=1)}")

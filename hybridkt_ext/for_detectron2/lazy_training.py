@@ -8,9 +8,10 @@ from them, and DDP on CPU processes. ``tools/train_net.py`` calls ``main`` for `
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import (AMPTrainer, SimpleTrainer, default_setup, default_writers,
@@ -18,8 +19,18 @@ from detectron2.engine import (AMPTrainer, SimpleTrainer, default_setup, default
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.registry import locate
+from omegaconf import OmegaConf
 
+try:  # detectron2 parses overrides with hydra where it is installed, else by splitting at "="
+    from hydra.errors import OverrideParseException
+except ImportError:
+    OverrideParseException = ()  # nothing to catch
+
+from ..core.closest_names import did_you_mean
+from .config import dotted_keys
 from .hooks import HybridKTHook
+from .lazy import check_teacher_keys, hybrid_bottom_up
 from .safe_checkpointer import SafeDetectionCheckpointer
 from .trainer import ddp_device_ids
 from .transfer_wiring import install_transfer_step
@@ -31,11 +42,27 @@ def load_lazy_config(path: str, overrides: list[str]) -> Any:
     """The LazyConfig with ``key=value`` overrides applied, checked for what training needs.
 
     Raises:
-        ValueError: a part the trainer needs is missing, or AMP is on without CUDA.
+        ValueError: the file is not valid Python; an override names a key the config does not
+            have, or a call of the config (``L(f)(...)``) has a keyword ``f`` does not take
+            (both before anything is built or written); a part the trainer needs is missing,
+            or AMP is on without CUDA.
     """
     import torch
 
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(path), overrides)
+    try:
+        loaded = LazyConfig.load(path)
+    except SyntaxError as err:
+        # detectron2's own message names no line: the parser's error it chains does.
+        cause = err.__cause__ if isinstance(err.__cause__, SyntaxError) else err
+        raise ValueError(f"{path}: not a valid Python LazyConfig: line {cause.lineno}: "
+                         f"{cause.msg}") from None
+    check_override_keys(OmegaConf.to_container(loaded, resolve=False), overrides)
+    try:
+        cfg = LazyConfig.apply_overrides(loaded, overrides)
+    except OverrideParseException as err:  # hydra's lines: (the override,) why, a link
+        why = "; ".join(line for line in str(err).splitlines() if not line.startswith("See "))
+        raise ValueError(f"overrides {overrides}: {why} (key=value, hydra's syntax)") from None
+    check_call_keywords(OmegaConf.to_container(cfg, resolve=False))
     missing = [k for k in ("model", "dataloader", "optimizer", "lr_multiplier", "train")
                if k not in cfg]
     if missing:
@@ -46,6 +73,98 @@ def load_lazy_config(path: str, overrides: list[str]) -> Any:
                          "detectron2's AMPTrainer runs CUDA float16 only. Pass "
                          "train.amp.enabled=False (and train.device=cpu) on this machine.")
     return cfg
+
+
+def check_override_keys(tree: Mapping[str, Any], overrides: list[str]) -> None:
+    """Refuses a ``key=value`` override whose key the config does not have.
+
+    detectron2 would add it silently (``train.max_itr=4`` trains ``train.max_iter``
+    iterations). A new keyword of an ``L(f)(...)`` call is left to ``check_call_keywords``, which
+    knows what ``f`` takes; ``+key=value`` (hydra's way of saying "add") adds a key on purpose.
+
+    Args:
+        tree: the loaded LazyConfig before the overrides, as plain containers
+            (``OmegaConf.to_container(cfg, resolve=False)``).
+        overrides: the ``key=value`` strings of the command line.
+
+    Raises:
+        ValueError: the first override naming an absent key, with the closest existing key.
+    """
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if key.startswith(("+", "~")) or "[" in key or not key:
+            continue
+        parts = key.split(".")
+        node, depth, in_call = tree, 0, False
+        while depth < len(parts) - 1 and isinstance(node, Mapping) and parts[depth] in node:
+            in_call = in_call or "_target_" in node
+            node = node[parts[depth]]
+            depth += 1
+        # Present; in a call's arguments (what the callable takes decides: a teacher dict's
+        # keys too); or below a plain value (detectron2 refuses that itself).
+        if not isinstance(node, Mapping) or in_call or "_target_" in node or (
+                depth == len(parts) - 1 and parts[-1] in node):
+            continue
+        prefix = ".".join(parts[:depth])
+        hint = did_you_mean(".".join(parts[depth:]), dotted_keys(node),
+                            prefix=f"{prefix}." if prefix else "", n=1)
+        raise ValueError(f"override {override!r}: the config has no key {key!r}.{hint} Write "
+                         f"+{override} to add it.")
+
+
+def check_call_keywords(node: Any, where: str = "") -> None:
+    """Refuses a keyword that the target of an ``L(f)(...)`` call of a LazyConfig does not take.
+
+    ``instantiate`` would find it only when it builds that part, after the run has written its
+    output folder, and as a bare ``TypeError``. Targets taking ``**kwargs`` (or without a
+    signature) are left to ``instantiate``. ``hybrid_bottom_up``'s teacher keys are checked too.
+
+    Args:
+        node: the config as plain containers (``OmegaConf.to_container(cfg, resolve=False)``).
+        where: the dotted place of ``node`` in the config, for messages.
+
+    Raises:
+        ValueError: an unknown keyword, naming its place and the closest valid keywords.
+    """
+    if isinstance(node, Mapping):
+        if node.get("_target_") is not None:
+            target = _resolved_target(node["_target_"])
+            _check_call(target, [k for k in node if k != "_target_"], where)
+            if target is hybrid_bottom_up and isinstance(node.get("teacher"), Mapping):
+                check_teacher_keys(node["teacher"], f"{where}.teacher" if where else "teacher")
+        for key, value in node.items():
+            check_call_keywords(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_call_keywords(value, f"{where}[{i}]")
+
+
+def _resolved_target(target: Any) -> Any:
+    """A LazyCall's ``_target_`` as the callable (a saved config names it by a string)."""
+    if isinstance(target, str):
+        try:
+            return locate(target)
+        except Exception:  # noqa: BLE001  instantiate reports a target it cannot find
+            return None
+    return target
+
+
+def _check_call(target: Callable | None, keywords: list[str], where: str) -> None:
+    if not callable(target):
+        return
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: instantiate will tell
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    valid = [p.name for p in parameters
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    name = getattr(target, "__qualname__", repr(target))
+    for key in keywords:
+        if key not in valid:
+            raise ValueError(f"{where or 'the config'}: {name}() takes no keyword {key!r}."
+                             f"{did_you_mean(str(key), valid, n=1)} Its keywords: {valid}.")
 
 
 def _test(cfg: Any, model) -> dict | None:

@@ -17,6 +17,7 @@ from detectron2.config import CfgNode, LazyConfig, get_cfg, instantiate
 from detectron2.modeling import build_backbone
 
 from ..core import InputConvention, StagedBackbone
+from .config import merge_config_file
 from .stage_split import split_bottom_up
 
 
@@ -42,7 +43,7 @@ def _load(path: Path):
         return LazyConfig.load(str(path))
     cfg: CfgNode = get_cfg()
     cfg.set_new_allowed(True)  # a hybrid config's MODEL.HYBRIDKT.* keys, say
-    cfg.merge_from_file(str(path))
+    merge_config_file(cfg, str(path))  # safe YAML only (no !!python tags), one-line errors
     cfg.MODEL.DEVICE = "cpu"
     return cfg
 

@@ -6,9 +6,7 @@ import pytest
 
 pytest.importorskip("detectron2", reason="detectron2 is not installed (source-only; see README)")
 
-from detectron2.config import get_cfg  # noqa: E402
-
-from hybridkt_ext.for_detectron2 import add_hybridkt_config  # noqa: E402
+from hybridkt_ext.for_detectron2.config import load_hybridkt_config  # noqa: E402
 
 from tests.conftest import REPO  # noqa: E402
 CONFIGS = REPO / "configs" / "detectron2"
@@ -24,11 +22,8 @@ TINY = ["INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "256",
 
 
 def load_cfg(path: Path, opts: list[str] = ()):
-    cfg = get_cfg()
-    add_hybridkt_config(cfg)
-    cfg.merge_from_file(str(path))
-    cfg.merge_from_list(list(opts))
-    return cfg
+    """The config as tools/train_net.py reads it (not frozen)."""
+    return load_hybridkt_config(str(path), opts)
 
 
 def train_net_module():

@@ -34,7 +34,10 @@ class RecordingBalancer(LossBalancer):
     """The model's own balancer, keeping what it returned (to check dtypes)."""
 
     def __init__(self, balancer: LossBalancer) -> None:
-        super().__init__(balancer.mode, balancer.fixed_alpha, balancer.sync_across_ranks)
+        # fixed_alpha only where it applies: LossBalancer refuses it in the other modes.
+        super().__init__(balancer.mode,
+                         balancer.fixed_alpha if balancer.mode == "fixed" else None,
+                         balancer.sync_across_ranks)
         self.calls = []
 
     def __call__(self, l1, l2, l3, step=None):

@@ -133,6 +133,7 @@ def test_train_net_reports_a_missing_teacher_file_in_one_line(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("train_net: ") and "gone.pth" in last
     assert "Traceback" not in done.stderr
-    debug = subprocess.run(command + ["--debug"], cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=600)
+    # --debug before the KEY VALUE pairs: after them detectron2's parser reads it as one.
+    debug = subprocess.run(command[:2] + ["--debug"] + command[2:], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr

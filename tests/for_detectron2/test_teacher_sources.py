@@ -80,6 +80,18 @@ def test_a_missing_teacher_config_is_named(tmp_path):
         build_teacher(cfg)
 
 
+def test_a_teacher_yaml_config_never_runs_code(tmp_path):
+    # detectron2's merge_from_file would retry a YAML that safe_load refuses with unsafe_load.
+    marker = tmp_path / "PWNED"
+    evil = tmp_path / "teacher.yaml"
+    evil.write_text(f'MODEL: !!python/object/apply:os.system ["touch {marker}"]\n')
+    cfg = _cfg("MODEL.HYBRIDKT.TEACHER.CONFIG", str(evil),
+               "MODEL.HYBRIDKT.TEACHER.ALLOW_RANDOM_INIT", "True")
+    with pytest.raises(ValueError, match=r"not a valid YAML config: .*teacher.yaml, line 1"):
+        build_teacher(cfg)
+    assert not marker.exists()
+
+
 def test_a_timm_teacher_from_a_safetensors_file(tmp_path):
     from safetensors.torch import save_file
 
