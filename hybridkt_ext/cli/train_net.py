@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
+from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 from hybridkt_ext.tool_errors import add_debug_flag, one_line, run_tool
 
 try:  # hybridkt_ext.for_detectron2 first: its ImportError says how to install detectron2
@@ -72,18 +74,18 @@ def load_config(args) -> Any:
     return cfg
 
 
-def setup(args):
-    """The YAML run's config, after detectron2's ``default_setup`` (output folder, logs)."""
-    cfg = load_config(args)
-    default_setup(cfg, args)
-    return cfg
-
-
 def train_or_evaluate(args):
     """What each launched process runs (detectron2's ``launch`` pickles it by name)."""
     if args.config_file.endswith(".py"):  # a LazyConfig: detectron2's LazyConfig conventions
         return lazy_training.main(args)
-    cfg = setup(args)
+    cfg = load_config(args)
+    # Before detectron2's setup writes its output folder and logs: the student and its YAML.
+    if args.export_student:
+        out = Path(args.export_student)
+        refuse_writing_onto_inputs((out, out.with_suffix(".yaml")),
+                                   (args.config_file, cfg.MODEL.WEIGHTS or None),
+                                   reader="this export")
+    default_setup(cfg, args)
     if args.eval_only or args.export_student:
         model = Trainer.build_model(cfg)
         SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR,

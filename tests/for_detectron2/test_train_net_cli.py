@@ -231,3 +231,16 @@ def test_train_four_iterations_then_evaluate_only(tmp_path):
     assert header.split("copypaste: ")[1].split(",") == list(SETUPS)
     values = log.splitlines()[log.splitlines().index(header) + 1].split("copypaste: ")[1]
     assert all(0.0 <= float(v) <= 100.0 for v in values.split(","))
+
+
+@needs_detectron2
+def test_export_student_never_writes_onto_its_config_or_weights(tmp_path):
+    # The export writes <out>.pth and <out>.yaml: student.yaml is the config itself here.
+    _write(tmp_path / "student.yaml", f'_BASE_: "{SYNTHETIC}"\n')
+    line = _refused(tmp_path, "--config-file", "student.yaml", "--export-student", "student.pth")
+    assert line.startswith("train_net: OutputIsInputError: student.yaml is student.yaml"), line
+    (tmp_path / "weights.pth").write_bytes(b"the run's only weights")
+    os.link(tmp_path / "weights.pth", tmp_path / "linked.pth")
+    line = _refused(tmp_path, "--config-file", "student.yaml", "--export-student", "linked.pth",
+                    "MODEL.WEIGHTS", "weights.pth")
+    assert line.startswith("train_net: OutputIsInputError: linked.pth is weights.pth"), line
