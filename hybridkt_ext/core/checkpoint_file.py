@@ -14,9 +14,9 @@ class and the explicit opt-in (``trust=True``) for a file the user trusts. There
 process-wide switch: torch's own protection stays on for every other load.
 
 Allowed callables are no way in either: a pickle calls them with arguments of its choosing, so
-``bytes``, numpy's array reconstruction and ``_codecs.encode`` are replaced by versions that
-build only what legitimate checkpoints hold (an empty ``bytes()``, arrays whose data comes from
-the file itself, latin-1 text no larger in all than the file). ``bytes(8_000_000_000)`` in a
+``bytes``, numpy's array reconstruction and ``_codecs.encode`` are replaced by versions
+(``pickle_guards``) that build only what legitimate checkpoints hold (an empty ``bytes()``,
+arrays whose data comes from the file itself, latin-1 text no larger in all than the file). ``bytes(8_000_000_000)`` in a
 60-byte file is refused before anything is allocated.
 """
 from __future__ import annotations
@@ -25,7 +25,6 @@ import _compat_pickle
 import errno
 import functools
 import importlib
-import math
 import os
 import pickle
 import pickletools
@@ -37,6 +36,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .errors import HybridKTError
+from .pickle_guards import (REFUSED_CALL, NdarrayName, RefusedCall, describe,
+                            empty_array_reconstruct, empty_bytes, file_sized_scalar, guarded,
+                            history_buffer_getattr)
 
 __all__ = [
     "CheckpointFileError", "CheckpointNotFoundError", "FRAMEWORK_GLOBALS",
@@ -115,120 +117,18 @@ class _Placeholder(dict):
         self.items_list.extend(items)
 
 
-_HISTORY_BUFFER = "mmengine.logging.history_buffer.HistoryBuffer"
-_HISTORY_BUFFER_METHODS = frozenset({"min", "max", "mean", "current"})
-
-
-# How a refused call is named in messages; torch's unpickler keeps only the message of what a
-# callable raises, so the marker lets the refusal be told apart from corruption.
-_REFUSED_CALL = "refusing to call "
-
-
-class _RefusedCall(pickle.UnpicklingError):
-    """An allowed callable was asked for something legitimate checkpoints never ask."""
-
-    def __init__(self, call: str) -> None:
-        super().__init__(_REFUSED_CALL + call)
-        self.call = call
-
-
-def _describe(value: Any) -> str:
-    if id(value) in _GUARDED_NAMES:
-        return _GUARDED_NAMES[id(value)]
-    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
-        return f"{value.__module__}.{value.__qualname__}"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for unpickling: only HistoryBuffer's own statistics methods.
-
-    An unrestricted getattr would let a pickle reach any attribute of any object it can name
-    (``getattr(getattr, "__self__")`` is the builtins module).
-    """
-    if f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}" == _HISTORY_BUFFER \
-            and name in _HISTORY_BUFFER_METHODS:
-        return getattr(obj, name, None)  # None on the placeholder: nothing to call there
-    raise _RefusedCall(f"getattr({_describe(obj)}, {_describe(name)})")
-
-
-def _empty_bytes(*args: Any) -> bytes:
-    """``bytes`` for unpickling: protocol-2 pickles write an empty ``b''`` as ``bytes()``.
-
-    Any argument is refused: ``bytes(8_000_000_000)`` would allocate what the file asks for.
-    """
-    if args:
-        raise _RefusedCall(f"bytes({', '.join(map(_describe, args))})")
-    return b""
-
-
-def _empty_array_reconstruct(reconstruct: Callable[..., Any], subtype: Any, shape: Any,
-                             dtype: Any) -> Any:
-    """numpy's ``_reconstruct`` for unpickling, for the empty array every pickle starts from.
-
-    numpy pickles an array as ``_reconstruct(ndarray, (0,), b'b')`` and then sets its data
-    from the file's bytes (``__setstate__`` checks their size); a larger shape here would
-    allocate memory the file does not hold.
-    """
-    try:
-        elements = math.prod(int(n) for n in shape)
-    except (TypeError, ValueError):
-        elements = -1
-    if elements != 0:
-        raise _RefusedCall(f"numpy _reconstruct(shape={_describe(shape)})")
-    return reconstruct(_numpy_array_class(subtype), shape, dtype)
-
-
-def _numpy_array_class(subtype: Any) -> Any:
-    import numpy as np
-
-    return np.ndarray if subtype is _NdarrayName or subtype is np.ndarray else subtype
-
-
-class _NdarrayName:
-    """What the ``.pkl`` reader gives for ``numpy.ndarray``: a name, not a constructor.
-
-    Pickles pass the class to ``_reconstruct`` (which maps it back); calling it, as a hostile
-    file does to allocate ``ndarray((10**12,))``, is refused.
-    """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        raise _RefusedCall(f"numpy.ndarray({', '.join(map(_describe, args))})")
-
-
-def _file_sized_scalar(scalar: Callable[..., Any], dtype: Any, *data: Any) -> Any:
-    """numpy's ``scalar`` for unpickling: the value's bytes must be in the file."""
-    if getattr(dtype, "hasobject", False):
-        return scalar(dtype, *data)
-    if len(data) != 1 or not isinstance(data[0], bytes) \
-            or len(data[0]) != getattr(dtype, "itemsize", -1):
-        raise _RefusedCall(f"numpy scalar({_describe(dtype)}, {len(data)} argument(s))")
-    return scalar(dtype, data[0])
-
-
-# The stand-ins, by the name a pickle gives them: messages say what the file asked for.
-_GUARDED_NAMES = {id(_history_buffer_getattr): "getattr", id(_empty_bytes): "bytes",
-                  id(_NdarrayName): "numpy.ndarray"}
-
-
-@functools.lru_cache(maxsize=None)  # one object per function: torch's allowlist is a set
-def _guarded(guard: Callable[..., Any], real: Callable[..., Any]) -> Callable[..., Any]:
-    return functools.partial(guard, real)
-
-
 def _resolve(qualified: str) -> Any | None:
     if qualified == "builtins.getattr":
-        return _history_buffer_getattr
+        return history_buffer_getattr
     if qualified == "builtins.bytes":
-        return _empty_bytes
+        return empty_bytes
     module, _, name = qualified.rpartition(".")
     if name in ("_reconstruct", "scalar") and module in _NUMPY_MODULES:
         real = _resolve_importable(module, name)
         if real is None:
             return None
-        guard = _empty_array_reconstruct if name == "_reconstruct" else _file_sized_scalar
-        return _guarded(guard, real)
+        guard = empty_array_reconstruct if name == "_reconstruct" else file_sized_scalar
+        return guarded(guard, real)
     return _resolve_importable(module, name)
 
 
@@ -296,7 +196,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if qualified == "_codecs.encode":
             return self._latin1_encode
         if qualified == "numpy.ndarray":
-            return _NdarrayName
+            return NdarrayName
         obj = _resolve(qualified)
         return obj if obj is not None else _placeholder(qualified)
 
@@ -307,10 +207,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         what all calls produce together may not exceed the file's own size.
         """
         if rest or not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-            raise _RefusedCall(f"_codecs.encode({_describe(text)}, {_describe(encoding)})")
+            raise RefusedCall(f"_codecs.encode({describe(text)}, {describe(encoding)})")
         self._encode_budget -= len(text)
         if self._encode_budget < 0:
-            raise _RefusedCall("_codecs.encode for more bytes than the file holds")
+            raise RefusedCall("_codecs.encode for more bytes than the file holds")
         return text.encode("latin1")
 
 
@@ -398,7 +298,7 @@ def _check_file(path: str, error: type[CheckpointFileError]) -> None:
 
 def _refused_call_in(err: BaseException) -> str | None:
     """What a guarded callable refused, when that is why torch's unpickler failed."""
-    found = re.search(_REFUSED_CALL + r"(.+?)(?:\n|$)", str(err))
+    found = re.search(REFUSED_CALL + r"(.+?)(?:\n|$)", str(err))
     return found.group(1).strip() if found else None
 
 
@@ -478,7 +378,7 @@ def _read_pickle(path: str, trust: bool, error: type[CheckpointFileError]) -> An
             return unpickler(f, encoding="latin1").load()
     except _Refused as refused:
         raise _refusal(path, refused.names) from None
-    except _RefusedCall as refused:
+    except RefusedCall as refused:
         raise _call_refusal(path, refused.call) from None
     except Exception as err:  # pickle reports corruption with many exception types
         raise _not_a_checkpoint(path, err, error) from err
