@@ -6,11 +6,11 @@ from their own ``FeatureInfo``. Every adapter accepts these names for its teache
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from torch import nn
 
+from .closest_names import did_you_mean
 from .splitters import split_backbone
 from .stages import StagedBackbone
 
@@ -20,11 +20,6 @@ ZOO_PREFIXES = ("torchvision.", "timm.")
 def is_zoo_name(kind: object) -> bool:
     """Whether ``kind`` names a torchvision or timm model (``'torchvision.resnet50'``)."""
     return isinstance(kind, str) and kind.startswith(ZOO_PREFIXES)
-
-
-def _did_you_mean(name: str, choices: list[str], prefix: str) -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
-    return f" Did you mean {', '.join(repr(prefix + c) for c in close)}?" if close else ""
 
 
 def _constructor_error(kind: str, err: Exception, where: str) -> ValueError:
@@ -61,7 +56,7 @@ def build_zoo_model(kind: str, kwargs: dict[str, Any] | None = None,
     known = torchvision.models.list_models(module=torchvision.models)
     if name not in known:
         raise ValueError(f"{where}={kind!r}: torchvision has no classification model {name!r}."
-                         f"{_did_you_mean(name, known, 'torchvision.')} See "
+                         f"{did_you_mean(name, known, 'torchvision.')} See "
                          "torchvision.models.list_models() for the names.")
     try:
         return torchvision.models.get_model(name, weights=None, **kwargs)
