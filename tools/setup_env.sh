@@ -17,7 +17,7 @@ STAMP="$VENV/.hybridkt_stack"
 want=$(cat tools/setup_env.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c "import torch, torchvision, mmcv.ops, mmseg.models, mmdet.models, hybridkt_ext" 2>/dev/null; then
+    && "$VENV/bin/python" -c "import torch, torchvision, mmcv.ops, mmseg.models, mmdet.models, mkdocs, hybridkt_ext" 2>/dev/null; then
   echo "setup: .venv is up to date"
   exit 0
 fi
@@ -34,7 +34,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
 fi
 # setuptools warns on every editable install that a same-named folder may shadow the package:
 # that folder is the package itself here.
-PYTHONWARNINGS=ignore "$PIP" install $PIP_QUIET --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev]"
-"$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmdet.models, mmpretrain.models, hybridkt_ext"
+PYTHONWARNINGS=ignore "$PIP" install $PIP_QUIET --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev,docs]"
+"$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmdet.models, mmpretrain.models, mkdocs, material, mkdocstrings, hybridkt_ext"
 echo "$want" > "$STAMP"
 echo "setup: .venv ready"
