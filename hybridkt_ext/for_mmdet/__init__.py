@@ -23,7 +23,8 @@ from mmdet.registry import HOOKS
 
 from hybridkt_ext.for_mmseg import HybridKTHook, install_transfer_step
 
-from .backbone_stages import NOT_A_CHAIN, mmdet_backbone_stages, supported_types
+from .backbone_stages import (NOT_A_CHAIN, mmdet_backbone_stages, register_stage_splitter,
+                              supported_types)
 from .citypersons_dataset import CityPersonsDataset, SyntheticCityPersonsDataset
 from .citypersons_metric import CityPersonsMetric
 from .hybrid_backbone import HybridBackbone

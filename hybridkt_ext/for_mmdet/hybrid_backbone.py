@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from mmdet.registry import MODELS
 
-from hybridkt_ext.for_mmseg.backbone_source import BackboneSource
 from hybridkt_ext.for_mmseg.hybrid_backbone import HybridBackbone as _OpenMMLabHybridBackbone
+from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
 
 from .backbone_stages import mmdet_backbone_stages, refuse_if_not_a_chain
 

@@ -1,45 +1,35 @@
 """Which mmseg backbones hybrid forward can split, and one line for those it cannot.
 
 Hybrid forward switches networks between stages, so a backbone must be one chain: each stage
-consuming the previous stage's single output. mmseg's ResNet family, MobileNets and
-hierarchical transformers are; the backbones listed in ``NOT_A_CHAIN`` run parallel branches
-or a decoder inside the backbone, and no stage boundary there carries the whole state. They
-are refused at build with the reason, instead of a traceback from inside the framework.
+consuming the previous stage's single output. mmseg's ResNet family, MobileNets, hierarchical
+transformers, plain ViTs, the project's VGG16 and mmpretrain's ConvNeXt and PoolFormer are;
+the backbones listed in ``NOT_A_CHAIN`` run parallel branches or a decoder inside the backbone,
+and no stage boundary there carries the whole state. They are refused at build with the
+reason, instead of a traceback from inside the framework. ``SPLITTERS`` is the mmseg
+adapter's ``SplitterTable``; the mmdet adapter's falls through to it for ``mmseg.<type>``.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+from mmseg.registry import MODELS
 from torch import nn
 
-from hybridkt_ext.core import StagedBackbone, UnsupportedBackboneError
+from hybridkt_ext.core import StagedBackbone
+from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
+from hybridkt_ext.for_openmmlab.cnn_stages import (split_mmseg_mobilenet_v2,
+                                                   split_mmseg_mobilenet_v3, split_mmseg_resnet)
+from hybridkt_ext.for_openmmlab.mmpretrain_stages import MMPRETRAIN_ENTRIES
+from hybridkt_ext.for_openmmlab.splitter_table import Splitter, SplitterEntry, SplitterTable
+from hybridkt_ext.for_openmmlab.transformer_stages import (split_mmseg_mit, split_mmseg_mscan,
+                                                           split_mmseg_swin, split_mmseg_twins)
+from hybridkt_ext.for_openmmlab.vit_stages import split_mmseg_beit, split_mmseg_vit
 
-from .cnn_stages import split_mmseg_mobilenet_v2, split_mmseg_mobilenet_v3, split_mmseg_resnet
-from .mmpretrain_stages import MMPRETRAIN_SPLITTERS, split_mmpretrain_backbone
-from .transformer_stages import (split_mmseg_mit, split_mmseg_mscan, split_mmseg_swin,
-                                 split_mmseg_twins)
-from .vgg16 import VGG16
-from .vit_stages import split_mmseg_beit, split_mmseg_vit
 
-Splitter = Callable[[nn.Module], "tuple[StagedBackbone, tuple[int, ...]]"]
+def split_vgg16(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
+    """The project's VGG16 (``vgg16.py``) declares its own stages."""
+    return model.staged(), tuple(model.out_indices)
 
-# Type names (subclasses included: ResNetV1c, ResNeXt, ResNeSt are ResNets; SVT is a PCPVT;
-# MAE is a BEiT) in the order they are tried.
-_SPLITTERS: tuple[tuple[str, str, Splitter], ...] = (
-    ("mmseg.models.backbones", "ResNet", split_mmseg_resnet),
-    ("mmseg.models.backbones", "MobileNetV2", split_mmseg_mobilenet_v2),
-    ("mmseg.models.backbones", "MobileNetV3", split_mmseg_mobilenet_v3),
-    ("mmseg.models.backbones", "MixVisionTransformer", split_mmseg_mit),
-    ("mmseg.models.backbones", "SwinTransformer", split_mmseg_swin),
-    ("mmseg.models.backbones", "MSCAN", split_mmseg_mscan),
-    ("mmseg.models.backbones", "PCPVT", split_mmseg_twins),
-    ("mmseg.models.backbones", "VisionTransformer", split_mmseg_vit),
-    ("mmseg.models.backbones", "BEiT", split_mmseg_beit),
-)
-
-# mmseg's subclasses of the types above, named in messages so users find theirs.
-_KNOWN_SUBCLASSES = ("ResNetV1c", "ResNetV1d", "ResNeXt", "ResNeSt", "SVT", "MAE")
-_REGISTERED: list[tuple[type, Splitter]] = []  # user splitters (register_stage_splitter)
 
 NOT_A_CHAIN: dict[str, str] = {
     "HRNet": "it keeps parallel branches at several resolutions and fuses them at every stage",
@@ -58,37 +48,26 @@ NOT_A_CHAIN: dict[str, str] = {
            "part of the backbone",
 }
 
-
-def _refusal(kind: str) -> UnsupportedBackboneError:
-    return UnsupportedBackboneError(
-        f"{kind} cannot take part in hybrid forward: {NOT_A_CHAIN[kind]}, so it is not one "
-        "chain of stages and no stage boundary carries its whole state. Use a "
-        f"chain-structured backbone as student or teacher: {', '.join(supported_types())}.")
-
-
-def refuse_if_not_a_chain(kind: object) -> None:
-    """Raises before anything is built when a config names a backbone of ``NOT_A_CHAIN``.
-
-    Raises:
-        UnsupportedBackboneError: with the reason and the types that work.
-    """
-    name = kind.__name__ if isinstance(kind, type) else str(kind)
-    name = name.rsplit(".", 1)[-1]  # 'mmseg.HRNet' -> 'HRNet'
-    if name in NOT_A_CHAIN:
-        raise _refusal(name)
-
-
-def supported_types() -> list[str]:
-    """Names of the backbone types this adapter splits (subclasses included)."""
-    return [name for _, name, _ in _SPLITTERS] + list(_KNOWN_SUBCLASSES) + ["VGG16"] + [
-        f"mmpretrain.{name}" for name, _ in MMPRETRAIN_SPLITTERS] + [
-        cls.__name__ for cls, _ in _REGISTERED]
-
-
-def _lookup(module: str, name: str) -> type | None:
-    import importlib
-
-    return getattr(importlib.import_module(module), name, None)
+_MMSEG = "mmseg.models.backbones"
+SPLITTERS = SplitterTable(
+    "mmseg",
+    entries=(
+        SplitterEntry(_MMSEG, "ResNet", split_mmseg_resnet),
+        SplitterEntry(_MMSEG, "MobileNetV2", split_mmseg_mobilenet_v2),
+        SplitterEntry(_MMSEG, "MobileNetV3", split_mmseg_mobilenet_v3),
+        SplitterEntry(_MMSEG, "MixVisionTransformer", split_mmseg_mit),
+        SplitterEntry(_MMSEG, "SwinTransformer", split_mmseg_swin),
+        SplitterEntry(_MMSEG, "MSCAN", split_mmseg_mscan),
+        SplitterEntry(_MMSEG, "PCPVT", split_mmseg_twins),  # SVT too
+        SplitterEntry(_MMSEG, "VisionTransformer", split_mmseg_vit),
+        SplitterEntry(_MMSEG, "BEiT", split_mmseg_beit),  # MAE too
+        SplitterEntry("hybridkt_ext.for_mmseg.vgg16", "VGG16", split_vgg16),
+        *MMPRETRAIN_ENTRIES,
+    ),
+    not_a_chain=NOT_A_CHAIN,
+    register_with="hybridkt_ext.for_mmseg.register_stage_splitter",
+    subclasses=("ResNetV1c", "ResNetV1d", "ResNeXt", "ResNeSt", "SVT", "MAE"),
+)
 
 
 def mmseg_backbone_stages(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
@@ -102,34 +81,31 @@ def mmseg_backbone_stages(model: nn.Module) -> tuple[StagedBackbone, tuple[int, 
         UnsupportedBackboneError: the backbone is not one chain of stages (the message says
             why) or is of a type no splitter knows (the message lists those that work).
     """
-    splitter = registered_splitter(model)
-    if splitter is not None:  # the user's first: they may refine a built-in type
-        return splitter(model)
-    if isinstance(model, VGG16):
-        staged = model.staged()
-        return staged, tuple(model.out_indices)
-    for module, name, splitter in _SPLITTERS:
-        cls = _lookup(module, name)
-        if cls is not None and isinstance(model, cls):
-            return splitter(model)
-    found = split_mmpretrain_backbone(model)
-    if found is not None:
-        return found
-    refuse_if_not_a_chain(type(model))
-    raise UnsupportedBackboneError(
-        f"no stage splitter for {type(model).__module__}.{type(model).__name__}. Backbones "
-        f"that work: {', '.join(supported_types())}. For another chain-structured backbone, "
-        "declare its stages with hybridkt_ext.core.cut_into_stages and register the function "
-        "with hybridkt_ext.for_mmseg.register_stage_splitter(BackboneClass).")
+    return SPLITTERS.stages(model)
 
 
-def registered_splitter(model: nn.Module) -> Splitter | None:
-    """The splitter a user registered for ``model``'s class (or a base of it), if any."""
-    return next((splitter for cls, splitter in _REGISTERED if isinstance(model, cls)), None)
+def split_mmseg_backbone(model: nn.Module) -> StagedBackbone:
+    """The stages of a built mmseg backbone (``mmseg_backbone_stages`` without the out map)."""
+    return SPLITTERS.stages(model)[0]
+
+
+def refuse_if_not_a_chain(kind: object) -> None:
+    """Raises before anything is built when a config names a backbone of ``NOT_A_CHAIN``.
+
+    Raises:
+        UnsupportedBackboneError: with the reason and the types that work.
+    """
+    SPLITTERS.refuse_if_not_a_chain(kind)
+
+
+def supported_types() -> list[str]:
+    """Names of the backbone types this adapter splits (subclasses and registered included)."""
+    return SPLITTERS.supported_types()
 
 
 def register_stage_splitter(cls: type) -> Callable[[Splitter], Splitter]:
-    """Decorator: ``splitter(model) -> (StagedBackbone, out_stages)`` for your backbone class.
+    """Decorator: ``splitter(model) -> (StagedBackbone, out_stages)`` for your backbone class
+    (and its subclasses), tried before the built-in splitters.
 
     Example::
 
@@ -138,13 +114,9 @@ def register_stage_splitter(cls: type) -> Callable[[Splitter], Splitter]:
             parts = [SubmoduleChain(model, [name]) for name in model.stage_names]
             return cut_into_stages(model, parts, model.stage_names, model.out_indices)
     """
-    def register(splitter: Splitter) -> Splitter:
-        _REGISTERED.insert(0, (cls, splitter))
-        return splitter
-
-    return register
+    return SPLITTERS.register(cls)
 
 
-def split_mmseg_backbone(model: nn.Module) -> StagedBackbone:
-    """The stages of a built mmseg backbone (``mmseg_backbone_stages`` without the out map)."""
-    return mmseg_backbone_stages(model)[0]
+def mmseg_source() -> BackboneSource:
+    """Where ``HybridBackbone`` builds mmseg backbones, and how it cuts them."""
+    return BackboneSource("mmseg", MODELS, SPLITTERS.stages, SPLITTERS.refuse_if_not_a_chain)

@@ -22,10 +22,11 @@ from hybridkt_ext.core import (HybridFeatures, HybridForward, HybridTrainingErro
                                InputConvention, StagedBackbone, StageMismatchError,
                                TeacherInputTransform, aligned_stage_groups, merge_stages)
 from hybridkt_ext.core.closest_names import did_you_mean, keyword_names, refuse_unknown_keys
+from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
 from hybridkt_ext.core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
                                              check_transfer_mode)
 
-from .backbone_source import BackboneSource, mmseg_source
+from .backbone_stages import mmseg_source
 from .teacher_builder import build_teacher
 
 STUDENT_PREFIX = "engine.student.model."

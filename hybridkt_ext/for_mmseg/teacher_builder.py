@@ -38,8 +38,9 @@ from hybridkt_ext.core.closest_names import did_you_mean
 from hybridkt_ext.core.teacher_loading import load_teacher
 from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
+from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
 
-from .backbone_source import BackboneSource, mmseg_source
+from .backbone_stages import mmseg_source
 from .teacher_config import (backbone_from_config, backbone_of_config, config_hints,
                              convention_of_config, stored_training_config,
                              structural_differences)

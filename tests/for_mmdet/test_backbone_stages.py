@@ -23,6 +23,12 @@ STUDENTS = {
     "CSPDarknet": dict(type="CSPDarknet", deepen_factor=0.33, widen_factor=0.125),
     "CSPNeXt": dict(type="CSPNeXt", deepen_factor=0.167, widen_factor=0.125),
     "EfficientNet": dict(type="EfficientNet", arch="b0", out_indices=(2, 3, 4, 5)),
+    # Another package's types: mmpretrain's from this table, mmseg's through mmseg's table.
+    "mmpretrain.ConvNeXt": dict(type="mmpretrain.ConvNeXt", gap_before_final_norm=False,
+                                arch=dict(depths=[1, 1, 1, 1], channels=[16, 32, 64, 128]),
+                                out_indices=(0, 1, 2, 3)),
+    "mmseg.MixVisionTransformer": dict(type="mmseg.MixVisionTransformer", embed_dims=16,
+                                       num_layers=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
 }
 
 
@@ -63,6 +69,61 @@ def test_backbones_that_are_not_a_chain_are_refused_in_one_line(kind):
         MODELS.build(dict(type="HybridBackbone", student=dict(type=kind),
                           teacher=dict(type="ResNet", depth=18, allow_random_init=True)))
     assert "\n" not in str(err.value) and "ResNet" in str(err.value)
+
+
+def test_an_mmseg_type_mmseg_refuses_is_refused_with_mmsegs_reason():
+    import hybridkt_ext.for_mmdet  # noqa: F401
+    from mmdet.registry import MODELS
+
+    from hybridkt_ext.core import UnsupportedBackboneError
+
+    with pytest.raises(UnsupportedBackboneError, match=r"^BiSeNetV1 cannot take part in hybrid "
+                                                       r"forward: it runs a spatial path"):
+        MODELS.build(dict(type="HybridBackbone", student=dict(type="mmseg.BiSeNetV1"),
+                          teacher=dict(type="ResNet", depth=18, allow_random_init=True)))
+
+
+def test_a_registered_splitter_makes_a_users_backbone_a_student(monkeypatch):
+    import hybridkt_ext.for_mmdet
+    from mmdet.registry import MODELS
+    from mmengine.model import BaseModule
+
+    from hybridkt_ext.core import SubmoduleChain, UnsupportedBackboneError
+    from hybridkt_ext.core.stage_cutting import cut_into_stages
+    from hybridkt_ext.for_mmdet import backbone_stages
+
+    monkeypatch.setattr(backbone_stages.SPLITTERS, "_registered", [])  # no trace in other tests
+
+    class TwoConvs(BaseModule):  # a user's chain-structured backbone
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(3, 8, 3, stride=4, padding=1)
+            self.b = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            x = self.a(x)
+            return (x, self.b(x))
+
+    MODELS.register_module(module=TwoConvs, force=True)
+    spec = dict(type="HybridBackbone", student=dict(type="TwoConvs"),
+                teacher=dict(type="ResNet", depth=18, allow_random_init=True,
+                             out_indices=(0, 1)))
+    with pytest.raises(UnsupportedBackboneError,
+                       match=r"no stage splitter for .*TwoConvs.*hybridkt_ext\.for_mmdet\."
+                             r"register_stage_splitter\(BackboneClass\)"):
+        MODELS.build(spec)
+
+    @hybridkt_ext.for_mmdet.register_stage_splitter(TwoConvs)
+    def split_two_convs(model):
+        return cut_into_stages(model, [SubmoduleChain(model, ["a"]), SubmoduleChain(model, ["b"])],
+                               ["a", "b"], (0, 1))
+
+    hybrid = MODELS.build(spec).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        paths = hybrid.forward_hybrid(x)
+    assert [t.shape[1:] for t in paths.teacher_first] == [(8, 16, 16), (16, 8, 8)]
+    assert "TwoConvs" in hybridkt_ext.for_mmdet.supported_types()
 
 
 def test_an_unknown_student_type_names_the_close_ones():

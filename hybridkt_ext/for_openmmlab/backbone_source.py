@@ -3,7 +3,8 @@
 mmseg and mmdet (and any other mmengine-based framework) share everything a ``HybridBackbone``
 does except three things: the registry that builds the student and an unscoped teacher type,
 the table of stage splitters for its backbone classes, and the list of backbones it refuses.
-A ``BackboneSource`` names those three, so the mmdet adapter is the mmseg one with its own.
+A ``BackboneSource`` names those three (each adapter's ``backbone_stages`` gives the last two
+from its ``SplitterTable``), so the mmdet adapter is the mmseg one with its own.
 """
 from __future__ import annotations
 
@@ -32,10 +33,3 @@ class BackboneSource:
     stages: Callable[[nn.Module], "tuple[StagedBackbone, tuple[int, ...]]"]
     refuse_if_not_a_chain: Callable[[object], None]
 
-
-def mmseg_source() -> BackboneSource:
-    from mmseg.registry import MODELS
-
-    from .backbone_stages import mmseg_backbone_stages, refuse_if_not_a_chain
-
-    return BackboneSource("mmseg", MODELS, mmseg_backbone_stages, refuse_if_not_a_chain)

@@ -83,9 +83,9 @@ class ViTOutput(nn.Module):
 
 def _split(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
     if getattr(model, "out_origin", False):
-        raise UnsupportedBackboneError(f"{type(model).__name__}(out_origin=True): the embedding output is "
-                         "returned before any block, which hybrid forward cannot switch at; "
-                         "set out_origin=False.")
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__}(out_origin=True): the embedding output is returned before "
+            "any block, which hybrid forward cannot switch at; set out_origin=False.")
     ends = sorted({i + 1 for i in model.out_indices} | {len(model.layers)})
     starts = [0] + ends[:-1]
     parts = [ViTSegment(model, a, b) for a, b in zip(starts, ends)]

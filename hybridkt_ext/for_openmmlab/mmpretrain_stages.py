@@ -1,17 +1,17 @@
-"""Stages of the mmpretrain backbones mmseg configs use: ConvNeXt and PoolFormer.
+"""Stages of the mmpretrain backbones mmseg and mmdet configs use: ConvNeXt and PoolFormer.
 
-mmseg configs name them ``mmpretrain.ConvNeXt`` / ``mmpretrain.PoolFormer``; mmpretrain is an
+Configs name them ``mmpretrain.ConvNeXt`` / ``mmpretrain.PoolFormer``; mmpretrain is an
 optional extra (``pip install 'hybridkt_ext[mmpretrain]'``). Both are chains whose returned
 features pass a per-stage norm that the next stage does not see, hence the taps.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import nn
 
 from hybridkt_ext.core import StagedBackbone, SubmoduleChain, UnsupportedBackboneError
 from hybridkt_ext.core.stage_cutting import cut_into_stages
+
+from .splitter_table import SplitterEntry
 
 
 def split_mmpretrain_convnext(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
@@ -19,7 +19,7 @@ def split_mmpretrain_convnext(model: nn.Module) -> tuple[StagedBackbone, tuple[i
     if model.gap_before_final_norm:
         raise UnsupportedBackboneError(
             "mmpretrain.ConvNeXt(gap_before_final_norm=True) returns pooled vectors, not "
-            "feature maps; set gap_before_final_norm=False for a segmentation backbone.")
+            "feature maps; set gap_before_final_norm=False for a dense-prediction backbone.")
     groups = [[f"downsample_layers.{i}", f"stages.{i}"] for i in range(len(model.stages))]
     return _cut(model, groups, tuple(model.out_indices))
 
@@ -39,20 +39,10 @@ def _cut(model: nn.Module, groups: list[list[str]],
     return cut_into_stages(model, parts, ["+".join(g) for g in groups], out_parts, taps=taps)
 
 
-MMPRETRAIN_SPLITTERS: tuple[tuple[str, Callable], ...] = (
-    ("ConvNeXt", split_mmpretrain_convnext),
-    ("PoolFormer", split_mmpretrain_poolformer),
+# Entries of the mmseg and mmdet tables: both frameworks' configs name these types.
+MMPRETRAIN_ENTRIES: tuple[SplitterEntry, ...] = (
+    SplitterEntry("mmpretrain.models.backbones", "ConvNeXt", split_mmpretrain_convnext,
+                  scope="mmpretrain"),
+    SplitterEntry("mmpretrain.models.backbones", "PoolFormer", split_mmpretrain_poolformer,
+                  scope="mmpretrain"),
 )
-
-
-def split_mmpretrain_backbone(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]] | None:
-    """The stages of an mmpretrain ConvNeXt or PoolFormer; None for other types (or no
-    mmpretrain installed)."""
-    try:
-        from mmpretrain.models import backbones
-    except ImportError:
-        return None
-    for name, splitter in MMPRETRAIN_SPLITTERS:
-        if isinstance(model, getattr(backbones, name)):
-            return splitter(model)
-    return None
