@@ -4,7 +4,6 @@
 # heads' inputs (conv4, conv5) end a stage. Schedule as in the paper: lr 1e-3, poly decay.
 _base_ = './deeplabv3_r18-d8_hybrid-r101-d8_4xb2-40k_cityscapes-512x1024.py'
 model = dict(
-    pretrained=None,
     backbone=dict(
         student=dict(
             _delete_=True, type='VGG16', output_stride=8, out_indices=(3, 4),

@@ -1,59 +1,25 @@
-"""``HybridEncoderDecoder``: mmseg's EncoderDecoder with its loss wired to the transfer step.
+"""The removed segmentor ``HybridEncoderDecoder``: building it fails with the config to write.
 
-Kept for the configs written with it. Any segmentor trains with hybrid forward once its
-backbone is a ``HybridBackbone`` and ``HybridKTHook`` is among its hooks (the hook wires the
-segmentor's own ``loss``, see ``transfer_wiring``); this class does the wiring itself when it is
-built, and passes its ``balance`` on to the backbone and its data preprocessor's pixel
-convention on as the student's.
+mmseg's own segmentors train with hybrid forward once their backbone is a ``HybridBackbone``
+and ``HybridKTHook`` is among the hooks (the hook wires the segmentor's ``loss``, see
+``transfer_wiring``), so the subclass that did this wiring itself was removed. Its name stays
+registered so that a config written with it stops at the model build with the new form, rather
+than with mmengine's "not in the model registry" and no hint.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
-
-from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 
-from .hybrid_backbone import HybridBackbone
-from .teacher_config import convention_from_preprocessor
-from .transfer_wiring import install_transfer_step
+REMOVED = ("HybridEncoderDecoder was removed: use the stock type='EncoderDecoder' with "
+           "backbone=dict(type='HybridBackbone', student=..., teacher=..., balance=...) and "
+           "custom_hooks=[dict(type='HybridKTHook')]; the segmentor's `balance` moves into that "
+           "backbone and its `pretrained` into `student` (as init_cfg=dict(type='Pretrained', "
+           "checkpoint=...)).")
 
 
 @MODELS.register_module()
-class HybridEncoderDecoder(EncoderDecoder):
-    """EncoderDecoder with hybrid-forward training (backbone must be ``HybridBackbone``).
+class HybridEncoderDecoder:
+    """Refuses to be built: the segmentor was removed, the message gives its replacement."""
 
-    Args:
-        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=1.0, sync_across_ranks=True)``,
-            given to the HybridBackbone (which may carry it itself instead).
-        Others: as mmseg's EncoderDecoder.
-    """
-
-    def __init__(self, backbone: ConfigType, decode_head: ConfigType,
-                 neck: OptConfigType = None, auxiliary_head: OptConfigType = None,
-                 train_cfg: OptConfigType = None, test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None, pretrained: str | None = None,
-                 init_cfg: OptMultiConfig = None, balance: dict | None = None) -> None:
-        if backbone.get("type") not in ("HybridBackbone", HybridBackbone):
-            raise ValueError("HybridEncoderDecoder needs backbone=dict(type='HybridBackbone', "
-                             f"student=..., teacher=...), got type={backbone.get('type')!r}.")
-        backbone = copy.deepcopy(backbone)
-        if pretrained is not None:
-            # EncoderDecoder would set it on the wrapper; it belongs to the student.
-            backbone["student"]["pretrained"] = pretrained
-            pretrained = None
-        if balance is not None:
-            if backbone.get("balance") is not None:
-                raise ValueError("HybridEncoderDecoder: `balance` is set on both the segmentor "
-                                 "and its HybridBackbone; keep one.")
-            backbone["balance"] = balance
-        if backbone.get("student_input") is None:
-            convention = convention_from_preprocessor(data_preprocessor)
-            backbone["student_input"] = None if convention is None \
-                else dataclasses.asdict(convention)
-        super().__init__(backbone=backbone, decode_head=decode_head, neck=neck,
-                         auxiliary_head=auxiliary_head, train_cfg=train_cfg, test_cfg=test_cfg,
-                         data_preprocessor=data_preprocessor, pretrained=None,
-                         init_cfg=init_cfg)
-        install_transfer_step(self)
+    def __init__(self, **config: object) -> None:
+        raise ValueError(REMOVED)

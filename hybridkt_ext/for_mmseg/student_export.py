@@ -53,7 +53,7 @@ def check_export_target(checkpoint: str | os.PathLike, out: str | os.PathLike,
 
 
 def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> dict[str, Any]:
-    """Reads a HybridEncoderDecoder training checkpoint and returns the student-only one.
+    """Reads a HybridBackbone model's training checkpoint and returns the student-only one.
 
     Args:
         checkpoint: the Runner's checkpoint file.
@@ -92,7 +92,7 @@ def export_student_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathL
     temporary file renamed into place), so a failure leaves no partial file at ``out``.
 
     Args:
-        checkpoint: a checkpoint written by the Runner for a HybridEncoderDecoder.
+        checkpoint: a checkpoint written by the Runner for a HybridBackbone model.
         out: the file to write.
         overwrite: replace ``out`` if it exists.
         trust: unpickle any class the checkpoint names (only for files you trust).
@@ -144,9 +144,6 @@ def plain_student_config(cfg: Config) -> Config:
     if backbone.get("type") != "HybridBackbone":
         raise ValueError(f"the config's backbone is {backbone.get('type')!r}, not HybridBackbone.")
     model["backbone"] = backbone["student"]
-    if model.get("type") == "HybridEncoderDecoder":
-        model["type"] = "EncoderDecoder"
-    model.pop("balance", None)
     hooks = [h for h in data.get("custom_hooks", []) if h.get("type") != "HybridKTHook"]
     data["custom_hooks"] = hooks
     data = _plain_datasets(data)

@@ -1,4 +1,4 @@
-"""HybridBackbone / HybridEncoderDecoder: plain-student equivalence, BN stats, bad inputs."""
+"""HybridBackbone in the stock EncoderDecoder: plain-student equivalence, BN stats, bad inputs."""
 from __future__ import annotations
 
 import copy
@@ -11,7 +11,9 @@ pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
 
 from hybridkt_ext.core import (  # noqa: E402
     StageMismatchError, TeacherCheckpointError, check_stage_contract)
-from hybridkt_ext.for_mmseg import HybridBackbone, split_mmseg_backbone  # noqa: E402
+from hybridkt_ext.for_mmseg import (  # noqa: E402
+    HybridBackbone, install_transfer_step, split_mmseg_backbone)
+from mmseg.models.segmentors import EncoderDecoder  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
 warnings.filterwarnings("ignore", message="the teacher keeps its random")
@@ -61,6 +63,15 @@ def test_forward_is_the_plain_student_and_state_dict_keeps_its_layout():
             assert torch.equal(a, b)
 
 
+def wired_segmentor(cfg) -> EncoderDecoder:
+    """The config's model: mmseg's own EncoderDecoder, its loss wired as HybridKTHook wires it
+    before the run."""
+    model = MODELS.build(cfg.model)
+    assert type(model) is EncoderDecoder  # the stock class, no subclass of this package
+    assert install_transfer_step(model)
+    return model
+
+
 def _batch(model):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -90,7 +101,7 @@ def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path():
     from .conftest import HYBRID_CONFIG
 
     cfg = Config.fromfile(str(HYBRID_CONFIG))
-    model = MODELS.build(cfg.model).train()
+    model = wired_segmentor(cfg).train()
     reference = copy.deepcopy(model)
     batch = _batch(model)
     losses = model.loss(**batch)
@@ -106,8 +117,8 @@ def test_hybrid_paths_leave_student_and_head_bn_stats_to_the_student_path():
 
 
 def test_the_wired_loss_equals_the_three_paths_computed_by_hand():
-    """The generic wiring gives the losses the former HybridEncoderDecoder.loss computed:
-    each path's features through the heads, L1..L3, alpha = 2 L3 / (L1 + L2)."""
+    """The wired EncoderDecoder.loss gives each path's features through the heads, L1..L3,
+    alpha = 2 L3 / (L1 + L2), the paper's hybrid-forward loss."""
     from mmengine.config import Config
 
     from hybridkt_ext.core import LossBalancer
@@ -116,7 +127,7 @@ def test_the_wired_loss_equals_the_three_paths_computed_by_hand():
 
     cfg = Config.fromfile(str(HYBRID_CONFIG))
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
+    model = wired_segmentor(cfg).train()
     reference = copy.deepcopy(model)
     batch = _batch(model)
     torch.manual_seed(1)  # the heads' dropout draws the same masks in both computations

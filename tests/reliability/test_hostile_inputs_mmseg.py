@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
 
-import hybridkt_ext.for_mmseg  # noqa: E402,F401
+from hybridkt_ext.for_mmseg import install_transfer_step  # noqa: E402
 from hybridkt_ext.core import TeacherCheckpointError  # noqa: E402
 from hybridkt_ext.datasets.synthetic_segmentation import (  # noqa: E402
     generate_synthetic_segmentation)
@@ -38,10 +38,13 @@ CITYSCAPES_PREFIX = dict(img_path="leftImg8bit/train", seg_map_path="gtFine/trai
 
 
 def build_model(**options):
-    """The hybrid synthetic config's model with ``options`` merged, built as the Runner does."""
+    """The hybrid synthetic config's model with ``options`` merged, built as the Runner does
+    and its loss wired as HybridKTHook wires it before the run."""
     cfg = copy.deepcopy(HYBRID_CFG)
     cfg.merge_from_dict(options)
-    return MODELS.build(cfg.model)
+    model = MODELS.build(cfg.model)
+    assert install_transfer_step(model)
+    return model
 
 
 def run_hybrid(work_dir: Path, data_root: Path, extra: dict | None = None,
@@ -130,16 +133,16 @@ def test_broken_teacher_file_stops_the_runner_before_training(tmp_path):
     ({"model.backbone.switch_points": [0]}, ValueError, ["switch_points [0] has [0] outside"]),
     ({"model.backbone.switch_points": [1.5]}, ValueError,
      ["switch_points [1.5] holds [1.5], which are not integer stage indices"]),
-    ({"model.balance.mode": "dynamc"}, ValueError, ["balance.mode='dynamc'"]),
-    ({"model.balance": dict(mode="fixed", fixed_alpha=-0.5)}, ValueError,
+    ({"model.backbone.balance.mode": "dynamc"}, ValueError, ["balance.mode='dynamc'"]),
+    ({"model.backbone.balance": dict(mode="fixed", fixed_alpha=-0.5)}, ValueError,
      ["fixed_alpha must be finite and >= 0, got -0.5"]),
-    ({"model.balance": dict(mode="fixed", fixed_alpha=float("nan"))}, ValueError,
+    ({"model.backbone.balance": dict(mode="fixed", fixed_alpha=float("nan"))}, ValueError,
      ["fixed_alpha must be finite and >= 0, got nan"]),
-    ({"model.balance": dict(mode="fixed", fixed_alpha=float("inf"))}, ValueError,
+    ({"model.backbone.balance": dict(mode="fixed", fixed_alpha=float("inf"))}, ValueError,
      ["fixed_alpha must be finite and >= 0, got inf"]),
-    ({"model.balance": dict(mode="fixed", fixed_alpha="0.5")}, ValueError,
+    ({"model.backbone.balance": dict(mode="fixed", fixed_alpha="0.5")}, ValueError,
      ["fixed_alpha must be a number >= 0, got '0.5'"]),
-    ({"model.balance": dict(mode="dynamic", fixed_alpha=0.5)}, ValueError,
+    ({"model.backbone.balance": dict(mode="dynamic", fixed_alpha=0.5)}, ValueError,
      ["balance.fixed_alpha=0.5 would be ignored by mode='dynamic'"]),
     ({"model.backbone.swtich_points": [1]}, ValueError,
      ["HybridBackbone: unknown key 'swtich_points'. Did you mean 'switch_points'?"]),
@@ -425,10 +428,11 @@ def _hybrid_checkpoint(path: Path) -> Path:
 # rewrites its model and imports; the real configs' round trip is in tests/for_mmseg.
 SMALL_HYBRID_CONFIG = """
 custom_imports = dict(imports=['hybridkt_ext.for_mmseg'], allow_failed_imports=False)
-model = dict(type='HybridEncoderDecoder',
+model = dict(type='EncoderDecoder',
              backbone=dict(type='HybridBackbone', student=dict(type='ResNetV1c', depth=18),
-                           teacher=dict(type='ResNetV1c', depth=50, checkpoint='t.pth')),
-             decode_head=dict(type='FCNHead', num_classes=19), balance=dict(mode='dynamic'))
+                           teacher=dict(type='ResNetV1c', depth=50, checkpoint='t.pth'),
+                           balance=dict(mode='dynamic')),
+             decode_head=dict(type='FCNHead', num_classes=19))
 custom_hooks = [dict(type='HybridKTHook')]
 """
 

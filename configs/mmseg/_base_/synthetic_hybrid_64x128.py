@@ -10,10 +10,10 @@ teacher_backbone = dict(
     out_indices=(0, 1, 2, 3), dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1),
     norm_cfg=dict(type='BN', requires_grad=True), contract_dilation=True,
     checkpoint=None, allow_random_init=True, prefix='backbone.')
+# mmseg's own EncoderDecoder: HybridKTHook wires its loss to the backbone's transfer step.
 model = dict(
-    type='HybridEncoderDecoder',
     backbone=dict(
         _delete_=True, type='HybridBackbone', transfer='hybrid',
-        student={{_base_.student_backbone}}, teacher=teacher_backbone),
-    balance=dict(mode='dynamic'))
+        student={{_base_.student_backbone}}, teacher=teacher_backbone,
+        balance=dict(mode='dynamic')))
 custom_hooks = [dict(type='HybridKTHook')]
