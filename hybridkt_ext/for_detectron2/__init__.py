@@ -5,7 +5,6 @@
 * ``build_mobilenet_v1_backbone`` / ``build_mobilenet_v1_fpn_backbone``: the paper's student;
 * ``build_hybridkt_retinanet_fpn_backbone`` (RetinaNet) and ``build_hybridkt_backbone`` (C4);
 * ``install_transfer_step``: any meta-architecture's training forward over the paths;
-* ``HybridRCNN`` (META_ARCH_REGISTRY): GeneralizedRCNN wired to the transfer step;
 * ``citypersons_*`` datasets and ``CityPersonsEvaluator`` (MR^-2);
 * ``HybridKTTrainer`` (DefaultTrainer + evaluator + ``HybridKTHook``, CPU ``launch`` too);
 * ``SafeDetectionCheckpointer``: checkpoint reads that never unpickle code;
@@ -28,7 +27,7 @@ from .export import plain_student_config, save_student_checkpoint, student_state
 from .hooks import HybridKTHook
 from .hybrid_backbone import (HybridBottomUp, HybridFPN, build_hybridkt_backbone,
                               build_hybridkt_fpn_backbone, build_hybridkt_retinanet_fpn_backbone)
-from .hybrid_rcnn import HybridRCNN
+from . import hybrid_rcnn  # noqa: F401  (a removed name, refused with the new form)
 from .mobilenet_v1_backbone import (
     MobileNetV1Backbone,
     add_mobilenet_v1_config,
@@ -45,7 +44,7 @@ register_dense_synthetic()
 
 __all__ = [
     "CityPersonsEvaluator", "HybridBottomUp", "HybridFPN", "HybridKTHook", "HybridKTTrainer",
-    "HybridRCNN", "MobileNetV1Backbone", "SafeDetectionCheckpointer", "add_hybridkt_config",
+    "MobileNetV1Backbone", "SafeDetectionCheckpointer", "add_hybridkt_config",
     "add_mobilenet_v1_config",
     "build_hybridkt_backbone", "build_hybridkt_fpn_backbone",
     "build_hybridkt_retinanet_fpn_backbone", "build_mobilenet_v1_backbone",

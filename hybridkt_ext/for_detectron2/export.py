@@ -1,9 +1,9 @@
 """Student-only export: a checkpoint and the plain detectron2 config that loads it, no hybridkt.
 
 The plain config is the hybrid one with the plain builder of the student's backbone as
-``MODEL.BACKBONE.NAME`` (``HybridRCNN`` becomes ``GeneralizedRCNN``) and no ``MODEL.HYBRIDKT``. A
-ResNet student then needs detectron2 alone. detectron2 has no MobileNetV1: that config keeps
-``MODEL.MOBILENET_V1`` and names ``build_mobilenet_v1_fpn_backbone``, both provided by
+``MODEL.BACKBONE.NAME`` and no ``MODEL.HYBRIDKT``. A ResNet student then needs detectron2 alone.
+detectron2 has no MobileNetV1: that config keeps ``MODEL.MOBILENET_V1`` and names
+``build_mobilenet_v1_fpn_backbone``, both provided by
 ``hybridkt_ext.for_detectron2.mobilenet_v1_backbone`` (see ``MOBILENET_V1_LOADING``, which the
 written YAML repeats at its top).
 """
@@ -75,8 +75,6 @@ def plain_student_config(cfg: CfgNode, weights: str | os.PathLike = "") -> CfgNo
         )
     plain = cfg.clone()
     plain.defrost()
-    if plain.MODEL.META_ARCHITECTURE == "HybridRCNN":
-        plain.MODEL.META_ARCHITECTURE = "GeneralizedRCNN"
     plain.MODEL.BACKBONE.NAME = PLAIN_BACKBONES[key]
     plain.MODEL.WEIGHTS = str(weights)
     plain.MODEL.pop("HYBRIDKT")

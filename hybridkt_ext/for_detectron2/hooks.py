@@ -14,7 +14,7 @@ from ..plotting import plot_alpha_and_path_losses
 
 logger = logging.getLogger(__name__)
 
-# Storage keys the model writes each step (see HybridRCNN._log).
+# Storage keys the wired model writes each step (see transfer_wiring._transfer_forward).
 RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
 
 

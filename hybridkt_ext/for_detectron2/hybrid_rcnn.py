@@ -1,30 +1,26 @@
-"""``HybridRCNN``: GeneralizedRCNN with its training forward wired to the transfer step.
+"""The removed meta-architecture ``HybridRCNN``: building it fails with the YAML to write.
 
-Kept for the configs written with it (``MODEL.META_ARCHITECTURE: HybridRCNN``). Any
-meta-architecture trains with hybrid forward once its backbone's bottom-up is the hybrid one
-and ``install_transfer_step`` has wired it (``HybridKTTrainer.build_model`` does, for every
-meta-architecture); this class does it itself when built. Inference is GeneralizedRCNN's own on
-the student path: zero overhead, plain outputs.
+detectron2's own meta-architectures train with hybrid forward once their backbone's bottom-up
+is the hybrid one: ``HybridKTTrainer.build_model`` (tools/train_net.py) wires any of them to the
+transfer step (``transfer_wiring``), so the GeneralizedRCNN subclass that did it itself was
+removed. Its name stays registered so that a config written with it stops at the model build
+with the lines to write, rather than with fvcore's "No object named 'HybridRCNN'".
 """
 from __future__ import annotations
 
-from typing import Any
+from detectron2.config import CfgNode
+from detectron2.modeling import META_ARCH_REGISTRY
 
-from detectron2.config import configurable
-from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
-
-from .transfer_wiring import find_hybrid_bottom_up, install_transfer_step
+REMOVED = ('MODEL.META_ARCHITECTURE "HybridRCNN" was removed: write META_ARCHITECTURE: '
+           '"GeneralizedRCNN" under MODEL, keep BACKBONE.NAME: "build_hybridkt_fpn_backbone" and '
+           "the MODEL.HYBRIDKT keys, and train with HybridKTTrainer (tools/train_net.py), which "
+           "wires the transfer step into any meta-architecture.")
 
 
 @META_ARCH_REGISTRY.register()
-class HybridRCNN(GeneralizedRCNN):
-    """GeneralizedRCNN trained through its hybrid bottom-up's transfer mode."""
+class HybridRCNN:
+    """Refuses to be built: the meta-architecture was removed, the message gives its
+    replacement."""
 
-    @configurable
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if find_hybrid_bottom_up(self) is None:
-            raise ValueError(
-                "HybridRCNN needs a hybrid backbone: MODEL.BACKBONE.NAME "
-                f"'build_hybridkt_fpn_backbone', got a {type(self.backbone).__name__}")
-        install_transfer_step(self)
+    def __init__(self, cfg: CfgNode) -> None:
+        raise ValueError(REMOVED)

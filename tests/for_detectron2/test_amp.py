@@ -1,4 +1,4 @@
-"""SOLVER.AMP.ENABLED: detectron2's AMPTrainer with HybridRCNN and HybridKTHook.
+"""SOLVER.AMP.ENABLED: detectron2's AMPTrainer with the wired GeneralizedRCNN and HybridKTHook.
 
 detectron2's AMPTrainer asserts ``torch.cuda.is_available()`` in every ``run_step`` and autocasts
 with ``torch.cuda.amp.autocast`` (float16), so the real two-iteration run needs a GPU. Without
@@ -13,7 +13,6 @@ import torch
 from tests.for_detectron2.d2_helpers import CONFIGS, TINY, load_cfg, train_net_module
 from detectron2.data import build_detection_train_loader  # noqa: E402
 from detectron2.engine import AMPTrainer  # noqa: E402
-from detectron2.modeling import build_model  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
 from hybridkt_ext.core import LossBalancer  # noqa: E402
@@ -56,7 +55,7 @@ def test_amp_without_cuda_is_refused_naming_the_field(tmp_path):
 
 def test_hybrid_step_under_autocast_balances_in_float32():
     cfg = load_cfg(HYBRID, TINY)
-    model = build_model(cfg)
+    model = train_net_module().Trainer.build_model(cfg)  # wired as tools/train_net.py does
     step = find_hybrid_bottom_up(model).transfer_step
     step.balancer = RecordingBalancer(step.balancer)
     conv_dtypes = set()  # proof that autocast reached the networks
