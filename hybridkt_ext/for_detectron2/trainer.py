@@ -1,5 +1,6 @@
-"""``HybridKTTrainer``: detectron2's DefaultTrainer with the CityPersons evaluator and the hybridkt
-hook, runnable wherever ``launch`` runs, CPU processes included.
+"""``HybridKTTrainer``: detectron2's DefaultTrainer with the evaluator of each dataset's
+``evaluator_type`` (MR^-2 for CityPersons) and the hybridkt hook, runnable wherever ``launch``
+runs, CPU processes included.
 
 DefaultTrainer wraps the model with ``create_ddp_model(model, broadcast_buffers=False)``, which
 sets ``device_ids=[local_rank]``; torch's DistributedDataParallel rejects ``device_ids`` for a CPU
@@ -21,11 +22,12 @@ from typing import Iterator
 import torch
 from detectron2.config import CfgNode
 from detectron2.engine import DefaultTrainer, defaults, hooks
+from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from torch import nn
 
-from .citypersons_evaluation import CityPersonsEvaluator
 from ..core import TeacherMismatchError, teacher_fingerprint
+from .evaluators import build_dataset_evaluator
 from .hooks import HybridKTHook, find_teacher
 from .safe_checkpointer import SafeDetectionCheckpointer
 from .transfer_wiring import install_transfer_step
@@ -76,7 +78,7 @@ def _cpu_aware_ddp() -> Iterator[None]:
 
 
 class HybridKTTrainer(DefaultTrainer):
-    """DefaultTrainer + CityPersons MR^-2 evaluation + ``HybridKTHook`` + CPU-process DDP."""
+    """DefaultTrainer + evaluation by dataset type + ``HybridKTHook`` + CPU-process DDP."""
 
     def __init__(self, cfg: CfgNode) -> None:
         check_amp_supported(cfg)
@@ -123,9 +125,15 @@ class HybridKTTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str,
-                        output_folder: str | None = None) -> CityPersonsEvaluator:
+                        output_folder: str | None = None) -> DatasetEvaluator:
+        """The evaluator detectron2's train_net builds for the dataset's ``evaluator_type``
+        (COCO, LVIS, Cityscapes, VOC, semantic, panoptic), MR^-2 for "citypersons".
+
+        Raises:
+            UnknownEvaluatorTypeError: a type it knows no evaluator for (override this).
+        """
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
-        return CityPersonsEvaluator(dataset_name, output_dir=output_folder)
+        return build_dataset_evaluator(dataset_name, output_folder)
 
     def build_hooks(self) -> list[hooks.HookBase]:
         # DefaultTrainer.__init__ calls this right after building its DetectionCheckpointer:
