@@ -15,8 +15,6 @@ from detectron2.data import build_detection_train_loader  # noqa: E402
 from detectron2.engine import AMPTrainer  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 
-from hybridkt_ext.core import LossBalancer  # noqa: E402
-from hybridkt_ext.for_detectron2 import find_hybrid_bottom_up  # noqa: E402
 from hybridkt_ext.for_detectron2.hooks import find_teacher  # noqa: E402
 
 HYBRID = CONFIGS / "hybridkt-mobilenetv1-fpn-synthetic.yaml"
@@ -29,22 +27,6 @@ def synthetic_data(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HYBRIDKT_DATA", str(tmp_path_factory.getbasetemp() / "hkt_data"))
 
 
-class RecordingBalancer(LossBalancer):
-    """The model's own balancer, keeping what it returned (to check dtypes)."""
-
-    def __init__(self, balancer: LossBalancer) -> None:
-        # fixed_alpha only where it applies: LossBalancer refuses it in the other modes.
-        super().__init__(balancer.mode,
-                         balancer.fixed_alpha if balancer.mode == "fixed" else None,
-                         balancer.sync_across_ranks)
-        self.calls = []
-
-    def __call__(self, l1, l2, l3, step=None):
-        out = super().__call__(l1, l2, l3, step=step)
-        self.calls.append(((l1.dtype, l2.dtype, l3.dtype), out))  # (input dtypes, result)
-        return out
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
 def test_amp_without_cuda_is_refused_naming_the_field(tmp_path):
     cfg = load_cfg(HYBRID, TINY + ["SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", str(tmp_path)])
@@ -53,25 +35,26 @@ def test_amp_without_cuda_is_refused_naming_the_field(tmp_path):
     assert "MODEL.DEVICE" in str(err.value) and "False" in str(err.value)
 
 
-def test_hybrid_step_under_autocast_balances_in_float32():
+def test_autocast_reaches_every_layer_of_the_three_paths():
+    # What AMP changes on the path that runs: the layers compute in bfloat16. Every convolution
+    # and linear layer of the model (student, teacher, the adapters at both crossings, FPN,
+    # heads) must run, and only in bfloat16: one the paths skip, or one left in float32 (a
+    # crossing that casts its input, a teacher run outside autocast), is named here.
     cfg = load_cfg(HYBRID, TINY)
     model = train_net_module().Trainer.build_model(cfg)  # wired as tools/train_net.py does
-    step = find_hybrid_bottom_up(model).transfer_step
-    step.balancer = RecordingBalancer(step.balancer)
-    conv_dtypes = set()  # proof that autocast reached the networks
-    for conv in (m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)):
-        conv.register_forward_hook(lambda mod, inp, out: conv_dtypes.add(out.dtype))
+    dtypes: dict[str, set[torch.dtype]] = {}
+    for name, layer in model.named_modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            dtypes[name] = set()
+            layer.register_forward_hook(lambda mod, inp, out, seen=dtypes[name]: seen.add(
+                out.dtype))
     data = next(iter(build_detection_train_loader(cfg)))
     with EventStorage(0) as storage, torch.autocast("cpu", dtype=torch.bfloat16):
         losses = model(data)
         total = sum(losses.values())  # what (AMP)SimpleTrainer does with the dict
-    assert conv_dtypes == {torch.bfloat16}
-    (_, balanced), = step.balancer.calls
-    assert balanced.alpha.dtype == torch.float32
-    assert all(v.dtype == torch.float32 for v in (balanced.l1, balanced.l2, balanced.l3))
+    assert {n: d for n, d in dtypes.items() if d != {torch.bfloat16}} == {}
     logged = {k: v for k, (v, _) in storage.latest().items() if k.startswith("hkt_")}
-    expected = 2 * logged["hkt_L3"] / (logged["hkt_L1"] + logged["hkt_L2"])
-    assert logged["hkt_alpha"] == pytest.approx(expected, rel=1e-6)
+    assert {"hkt_L1", "hkt_L2", "hkt_L3"} <= set(logged)  # the three paths' losses
     assert torch.isfinite(total)
     total.backward()
     teacher = find_teacher(model)
