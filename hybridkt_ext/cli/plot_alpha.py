@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from hybridkt_ext.core.output_guard import OutputIsInputError, refuse_writing_onto_inputs
-from hybridkt_ext.plotting import plot_alpha_and_path_losses
+from hybridkt_ext.plotting import PLOT_NAME, plot_alpha_and_path_losses
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 
 KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
@@ -72,7 +72,7 @@ def check_out(out: Path, work_dirs: list[Path]) -> None:
             raise OutputIsInputError(
                 f"{out} is where plot_alpha reads the run logs of {work_dir} from; a later plot "
                 "would read the PNG as one. Write it to a file of its own, e.g. "
-                f"{work_dir / 'alpha_and_path_losses.png'}.")
+                f"{work_dir / PLOT_NAME}.")
 
 
 def _relative(path: Path, folder: Path) -> Path | None:
@@ -85,7 +85,7 @@ def _relative(path: Path, folder: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work_dirs", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("alpha_and_path_losses.png"))
+    parser.add_argument("--out", type=Path, default=Path(PLOT_NAME))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_debug_flag(parser)
     args = parser.parse_args(argv)

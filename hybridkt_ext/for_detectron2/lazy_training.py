@@ -28,6 +28,7 @@ except ImportError:
     OverrideParseException = ()  # nothing to catch
 
 from ..core.closest_names import did_you_mean
+from ..plotting import PLOT_NAME
 from .config import dotted_keys
 from .hooks import HybridKTHook
 from .lazy import check_teacher_keys, hybrid_bottom_up
@@ -207,7 +208,7 @@ def run(cfg: Any, args) -> dict | None:
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
         if main_process else None,
         hooks.EvalHook(cfg.train.eval_period, lambda: _test(cfg, model)),
-        HybridKTHook(plot_path=os.path.join(cfg.train.output_dir, "hkt_alpha_losses.png")),
+        HybridKTHook(plot_path=os.path.join(cfg.train.output_dir, PLOT_NAME)),
         hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),
                              period=cfg.train.log_period) if main_process else None,
     ])

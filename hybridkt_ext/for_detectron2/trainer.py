@@ -28,6 +28,7 @@ from torch import nn
 
 from ..core import TeacherMismatchError, teacher_fingerprint
 from .evaluators import build_dataset_evaluator
+from ..plotting import PLOT_NAME
 from .hooks import HybridKTHook, find_teacher
 from .safe_checkpointer import SafeDetectionCheckpointer
 from .transfer_wiring import install_transfer_step
@@ -143,7 +144,7 @@ class HybridKTTrainer(DefaultTrainer):
             plain.model, plain.save_dir, trust=self.cfg.MODEL.HYBRIDKT.TRUST_CHECKPOINTS,
             trainer=weakref.proxy(self))
         ret = super().build_hooks()
-        plot = os.path.join(self.cfg.OUTPUT_DIR, "hkt_alpha_losses.png")
+        plot = os.path.join(self.cfg.OUTPUT_DIR, PLOT_NAME)
         # Before the writer (main process only), so its last write sees this step's values.
         writers = [i for i, h in enumerate(ret) if isinstance(h, hooks.PeriodicWriter)]
         ret.insert(writers[0] if writers else len(ret), HybridKTHook(plot_path=plot))

@@ -166,7 +166,7 @@ class DetectionTables:
                            "larger alpha in the middle of training (its steps 4000-6000).")
 
     def plot(self, out: Path) -> list[Path]:
-        from ..plotting import plot_alpha_per_run, plot_fixed_alpha_sweep
+        from .figures import plot_alpha_per_run, plot_fixed_alpha_sweep
 
         written = []
         if any(r.startswith("fixed ") for r in self.sweep.rows):

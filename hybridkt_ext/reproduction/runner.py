@@ -29,23 +29,23 @@ def _classification(out: Path, work: Path, seeds, quick: bool, progress, **chang
 
 def _classification_plots(out: Path, result, s) -> list[Path]:
     """The figures whose runs exist (a mode left out or diverged on every seed has no curve)."""
-    from .. import plotting as plots
+    from . import figures
 
     c, figs = result.curves, []
     if "hybrid" in c:
         near = {f"near teacher {s.near_teacher}": c["hybrid_near"]} if "hybrid_near" in c else {}
-        figs.append(plots.plot_alpha_per_run(
+        figs.append(figures.plot_alpha_per_run(
             {f"far teacher {s.teacher}": c["hybrid"], **near}, out / "cls_alpha_per_teacher.png",
             f"digits, student {s.student}: dynamic alpha per teacher (Figs. 7/8)"))
-        figs.append(plots.plot_path_losses(
+        figs.append(figures.plot_path_losses(
             c["hybrid"], out / "cls_path_losses.png",
             f"digits, {s.teacher} -> {s.student}: path losses (Fig. 6)"))
         if "none" in c:
-            figs.append(plots.plot_training_curves(
+            figs.append(figures.plot_training_curves(
                 {"no teacher": c["none"], "hybrid": c["hybrid"]}, out / "cls_training_curves.png",
                 f"digits, {s.teacher} -> {s.student} (Fig. 5)"))
     if any(row.startswith("fixed ") for row in result.tables[1].rows):
-        figs.append(plots.plot_fixed_alpha_sweep(
+        figs.append(figures.plot_fixed_alpha_sweep(
             result.tables[1], "top-1 (%)", out / "cls_fixed_alpha.png",
             f"digits, {s.teacher} -> {s.student} (Fig. 9)"))
     return figs

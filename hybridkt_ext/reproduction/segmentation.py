@@ -157,7 +157,7 @@ def run(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None =
         teacher_iters: int | None = None) -> dict:
     """The runner's entry. quick: 40 student / 150 teacher iterations, students without
     teacher and with hybrid forward only; full: 400 / 400 and FitNet, AT too."""
-    from .. import plotting as plots
+    from . import figures
 
     try:
         import mmseg  # noqa: F401
@@ -170,12 +170,12 @@ def run(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None =
                               progress=progress, partial_out=out)
     figs = []
     if result["curves"]:
-        figs.append(plots.plot_alpha_per_run(
+        figs.append(figures.plot_alpha_per_run(
             result["curves"], out / "seg_alpha_per_teacher.png",
             "synthetic Cityscapes-style student: dynamic alpha per teacher (Fig. 7)", smooth=3))
         first = next(iter(result["curves"].values()))
-        figs.append(plots.plot_path_losses(first, out / "seg_path_losses.png",
-                                           "segmentation, GTA5-style teacher: path losses",
-                                           smooth=3))
+        figs.append(figures.plot_path_losses(first, out / "seg_path_losses.png",
+                                             "segmentation, GTA5-style teacher: path losses",
+                                             smooth=3))
     result["plots"] = figs
     return result

@@ -257,11 +257,11 @@ def format_results(runs: list[DemoRun]) -> str:
 
 def write_results(runs: list[DemoRun], work_dir: str | Path) -> dict[str, Path]:
     """Writes results.json, results.md and the alpha / path-loss plot; returns their paths."""
-    from hybridkt_ext.plotting import plot_alpha_and_path_losses
+    from hybridkt_ext.plotting import PLOT_NAME, plot_alpha_and_path_losses
 
     work_dir = Path(work_dir)
     outputs = {"json": work_dir / "results.json", "table": work_dir / "results.md",
-               "plot": work_dir / "alpha_and_path_losses.png"}
+               "plot": work_dir / PLOT_NAME}
     write_text_atomically(outputs["json"], json.dumps([asdict(run) for run in runs], indent=1),
                           overwrite=True)
     write_text_atomically(outputs["table"], format_results(runs) + "\n", overwrite=True)

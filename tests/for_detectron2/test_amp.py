@@ -76,6 +76,6 @@ def test_two_iterations_under_amp_trainer(tmp_path):
     row = [r for r in rows if "hkt_alpha" in r][-1]
     assert row["hkt_alpha"] == pytest.approx(2 * row["hkt_L3"] / (row["hkt_L1"] + row["hkt_L2"]),
                                              rel=1e-4)
-    assert (tmp_path / "hkt_alpha_losses.png").exists()
+    assert (tmp_path / "alpha_and_path_losses.png").exists()
     for key, value in teacher.state_dict().items():
         assert torch.equal(value, before[key]), key

@@ -62,7 +62,7 @@ def test_a_synthetic_lazy_config_trains_through_train_net(name, tmp_path):
     for row in trained:
         alpha = 2 * row["hkt_L3"] / (row["hkt_L1"] + row["hkt_L2"])
         assert row["hkt_alpha"] == pytest.approx(alpha, rel=1e-4)
-    assert (out / "hkt_alpha_losses.png").exists()
+    assert (out / "alpha_and_path_losses.png").exists()
     assert (out / "model_final.pth").exists()
     # The final model still holds the untouched random teacher it was built with.
     saved = torch.load(out / "model_final.pth", map_location="cpu")["model"]

@@ -61,7 +61,7 @@ def test_two_iterations_with_the_real_trainer(path, tmp_path):
         expected = {"dynamic": 2 * row["hkt_L3"] / (row["hkt_L1"] + row["hkt_L2"]),
                     "fixed": cfg.MODEL.HYBRIDKT.FIXED_ALPHA}[cfg.MODEL.HYBRIDKT.BALANCE]
         assert row["hkt_alpha"] == pytest.approx(expected, rel=1e-4)
-        assert (tmp_path / "hkt_alpha_losses.png").exists()
+        assert (tmp_path / "alpha_and_path_losses.png").exists()
     for key, value in (teacher.state_dict().items() if teacher else ()):
         assert torch.equal(value, before[key]), key
 
