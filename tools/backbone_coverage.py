@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Which backbones of the configs mmseg ships hybrid forward can use, as a markdown table.
 
-The clone's wrapper of hybridkt_ext/cli/backbone_coverage.py, whose docstring has the examples;
-installed, the same tool is the command ``hybridkt-backbone-coverage``.
+``hybridkt-backbone-coverage`` run from the clone (hybridkt_ext/cli/backbone_coverage.py has the
+examples); the set-up installs the package editable, so this imports the checkout's code.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-
-from hybridkt_ext.cli.backbone_coverage import main  # noqa: E402
+from hybridkt_ext.cli.backbone_coverage import main
 
 if __name__ == "__main__":
     main()

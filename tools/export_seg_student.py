@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Export the student of a hybrid-forward mmseg checkpoint for the plain student config.
 
-The clone's wrapper of hybridkt_ext/cli/export_seg_student.py, whose docstring has the examples;
-installed, the same tool is the command ``hybridkt-export-seg-student``.
+``hybridkt-export-seg-student`` run from the clone (hybridkt_ext/cli/export_seg_student.py has the
+examples); the set-up installs the package editable, so this imports the checkout's code.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-
-from hybridkt_ext.cli.export_seg_student import main  # noqa: E402
+from hybridkt_ext.cli.export_seg_student import main
 
 if __name__ == "__main__":
     main()

@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Test (and evaluate) a segmentor checkpoint with mmseg's IoUMetric (mmseg's tools/test.py CLI).
 
-The clone's wrapper of hybridkt_ext/cli/test_seg.py, whose docstring has the examples; installed,
-the same tool is the command ``hybridkt-test-seg``.
+``hybridkt-test-seg`` run from the clone (hybridkt_ext/cli/test_seg.py has the examples); the set-up
+installs the package editable, so this imports the checkout's code.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-
-from hybridkt_ext.cli.test_seg import main  # noqa: E402
+from hybridkt_ext.cli.test_seg import main
 
 if __name__ == "__main__":
     main()

@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Train an mmdet detector, hybrid-forward configs included (mmdet's tools/train.py CLI).
 
-The clone's wrapper of hybridkt_ext/cli/train_det.py, whose docstring has the examples; installed,
-the same tool is the command ``hybridkt-train-det``.
+``hybridkt-train-det`` run from the clone (hybridkt_ext/cli/train_det.py has the examples); the
+set-up installs the package editable, so this imports the checkout's code.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-
-from hybridkt_ext.cli.train_det import main  # noqa: E402
+from hybridkt_ext.cli.train_det import main
 
 if __name__ == "__main__":
     main()

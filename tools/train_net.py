@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Train / evaluate a hybridkt detectron2 config (detectron2's project train_net conventions).
 
-The clone's wrapper of hybridkt_ext/cli/train_net.py, whose docstring has the examples;
-installed, the same tool is the command ``hybridkt-train-net``.
+``hybridkt-train-net`` run from the clone (hybridkt_ext/cli/train_net.py has the examples); the
+set-up installs the package editable, so this imports the checkout's code.
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a plain checkout
-
-from hybridkt_ext.cli.train_net import main  # noqa: E402
+from hybridkt_ext.cli.train_net import main
 
 if __name__ == "__main__":
     main()
