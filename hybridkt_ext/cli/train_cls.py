@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
 from hybridkt_ext.cli_arguments import positive_float, positive_int
-from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
+from hybridkt_ext.core.work_dir_outputs import prepare_work_dir
 from hybridkt_ext.for_classification import ARCHITECTURES, MODES, TrainConfig
 from hybridkt_ext.for_classification.data import load_datasets
 from hybridkt_ext.for_classification.experiment import (
-    exported_student_accuracy, load_classification_teacher, student_files, student_run_name,
-    train_student, train_teacher)
-from hybridkt_ext.plotting import plot_alpha_and_path_losses
+    exported_student_accuracy, load_classification_teacher, student_files, train_student,
+    train_teacher)
+from hybridkt_ext.for_classification.run_files import planned_outputs, student_runs, teacher_file
+from hybridkt_ext.plotting import PLOT_NAME, plot_alpha_and_path_losses
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
-
-PLOT_NAME = "alpha_and_path_losses.png"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -101,42 +99,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def planned_outputs(args: argparse.Namespace) -> list[Path]:
-    """Every file the run will write into its work dir."""
-    work = args.work_dir
-    files = []
-    if args.demo or args.train_teacher:
-        files += [work / f"teacher_{args.teacher}.pth", work / f"teacher_{args.teacher}.csv"]
-    if not args.train_teacher:
-        for mode in args.modes:
-            for alpha in (args.fixed_alpha if mode == "fixed" else [1.0]):
-                files += student_files(work, student_run_name(mode, alpha))
-        if {"hybrid", "fixed"} & set(args.modes):  # the modes that log alpha
-            files.append(work / PLOT_NAME)
-    return files
-
-
 def check_work_dir(args: argparse.Namespace) -> None:
-    """Before any training: the work dir is a writable folder, no output is an input (the
-    teacher file, the images) and none is there from an earlier run (unless --overwrite), so
-    minutes of training never end in an error writing them, or in a lost input."""
-    work = args.work_dir
-    # The teacher file and the images are read during training: an output on them is refused
-    # before any training, --overwrite or not.
+    """Before any training: every output can be written (``prepare_work_dir``)."""
+    # The teacher file and the images are read during training: no output may be one of them.
     data = () if args.data_root is None else (args.data_root / "train", args.data_root / "val")
-    refuse_writing_onto_inputs(planned_outputs(args), (args.teacher_checkpoint, *data),
-                               reader="train_cls")
-    if work.exists() and not work.is_dir():
-        raise NotADirectoryError(f"--work-dir {work} is a file, not a folder; choose a folder.")
-    work.mkdir(parents=True, exist_ok=True)
-    if not os.access(work, os.W_OK | os.X_OK):
-        raise PermissionError(f"--work-dir {work} is not writable; choose another folder.")
-    existing = [p.name for p in planned_outputs(args) if p.exists()]
-    if existing and not args.overwrite:
-        raise FileExistsError(
-            f"{work} holds the outputs of a previous run ({', '.join(existing[:4])}"
-            f"{' ...' if len(existing) > 4 else ''}); pass --overwrite to replace them, or "
-            "another --work-dir.")
+    outputs = planned_outputs(args.work_dir, args.teacher, args.modes, args.fixed_alpha,
+                              trains_teacher=args.demo or args.train_teacher,
+                              trains_students=not args.train_teacher)
+    prepare_work_dir(args.work_dir, outputs, (args.teacher_checkpoint, *data), args.overwrite,
+                     reader="train_cls")
 
 
 def main(argv=None) -> int:
@@ -159,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, lr=args.lr, seed=args.seed + 1000)
     work = args.work_dir
     if args.demo or args.train_teacher:
-        ckpt = work / f"teacher_{args.teacher}.pth"
+        ckpt = teacher_file(work, args.teacher)
         acc = train_teacher(args.teacher, num_classes, train_set, test_set, teacher_cfg, ckpt,
                             overwrite=args.overwrite)
         print(f"teacher {args.teacher}: test accuracy {acc:.4f} -> {ckpt}")
@@ -170,17 +141,16 @@ def run(args: argparse.Namespace) -> int:
         load_classification_teacher(args.teacher, num_classes, args.teacher_checkpoint,
                                     args.teacher_prefix, with_head="kd" in args.modes)
     results = []
-    for mode in args.modes:
-        for alpha in (args.fixed_alpha if mode == "fixed" else [1.0]):
-            r = train_student(mode, args.student, num_classes, train_set, test_set, student_cfg,
-                              work, args.teacher, args.teacher_checkpoint, args.teacher_prefix,
-                              fixed_alpha=alpha, switch_points=args.switch_points,
-                              overwrite=args.overwrite)
-            plain = exported_student_accuracy(args.student, num_classes,
-                                              work / f"student_{r.mode}.pth", test_set)
-            results.append((r, plain))
-            print(f"student {args.student} [{r.mode}]: test accuracy {r.accuracy:.4f} "
-                  f"({r.seconds:.0f} s)", flush=True)
+    for mode, alpha in student_runs(args.modes, args.fixed_alpha):
+        r = train_student(mode, args.student, num_classes, train_set, test_set, student_cfg,
+                          work, args.teacher, args.teacher_checkpoint, args.teacher_prefix,
+                          fixed_alpha=alpha, switch_points=args.switch_points,
+                          overwrite=args.overwrite)
+        weights, _ = student_files(work, r.mode)
+        plain = exported_student_accuracy(args.student, num_classes, weights, test_set)
+        results.append((r, plain))
+        print(f"student {args.student} [{r.mode}]: test accuracy {r.accuracy:.4f} "
+              f"({r.seconds:.0f} s)", flush=True)
     print(f"\n| student ({args.student}) | teacher | test acc. | exported plain model | "
           "final alpha | train s |")
     print("|---|---|---|---|---|---|")
