@@ -14,10 +14,23 @@ PIP="$VENV/bin/pip"
 # -qq: pip's own notices (index locations, deprecations) stay off the console; errors show.
 PIP_QUIET=-qq
 STAMP="$VENV/.hybridkt_stack"
-want=$(cat tools/setup_env.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+# The extras to install (pyproject.toml): everything by default, as the tests need. A detection
+# user without mmsegmentation: HYBRIDKT_EXTRAS=mmdet bash tools/setup_env.sh.
+EXTRAS=${HYBRIDKT_EXTRAS:-mmseg,mmdet,mmpretrain,dev,docs}
+want=$( (cat tools/setup_env.sh pyproject.toml; echo "$EXTRAS") | sha256sum | cut -d' ' -f1)
+# What must import afterwards, per extra.
+imports="torch, torchvision, timm, safetensors, mmcv.ops, hybridkt_ext"
+for extra in ${EXTRAS//,/ }; do
+  case $extra in
+    mmseg) imports+=", mmseg.models" ;;
+    mmdet) imports+=", mmdet.models" ;;
+    mmpretrain) imports+=", mmpretrain.models" ;;
+    docs) imports+=", mkdocs, material, mkdocstrings" ;;
+  esac
+done
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
-    && "$VENV/bin/python" -c "import torch, torchvision, mmcv.ops, mmseg.models, mmdet.models, mkdocs, hybridkt_ext" 2>/dev/null; then
+    && "$VENV/bin/python" -c "import $imports" 2>/dev/null; then
   echo "setup: .venv is up to date"
   exit 0
 fi
@@ -34,7 +47,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
 fi
 # setuptools warns on every editable install that a same-named folder may shadow the package:
 # that folder is the package itself here.
-PYTHONWARNINGS=ignore "$PIP" install $PIP_QUIET --no-build-isolation -e ".[mmseg,mmdet,mmpretrain,dev,docs]"
-"$VENV/bin/python" -c "import torch, torchvision, timm, safetensors, mmcv.ops, mmseg.models, mmdet.models, mmpretrain.models, mkdocs, material, mkdocstrings, hybridkt_ext"
+PYTHONWARNINGS=ignore "$PIP" install $PIP_QUIET --no-build-isolation -e ".[$EXTRAS]"
+"$VENV/bin/python" -c "import $imports"
 echo "$want" > "$STAMP"
 echo "setup: .venv ready"

@@ -11,7 +11,7 @@ where it is missing: seg_r101_mitb0 (mmseg's MiT-B0 student) and cls_timm-convne
   hybridkt-benchmark --device cuda --amp bf16 --channels-last --json perf.json
 
 Modes: student (student path only), hybrid (the engine), hybrid+ckpt (the engine with
-``checkpoint_teacher=True``), naive (three independent forwards, teacher weights left
+``recompute_teacher=True``), naive (three independent forwards, teacher weights left
 trainable), fitnet, at. Columns: median step time (forward, backward, optimiser step), ratio
 to student-only, FLOPs per step (torch.utils.flop_counter), efficiency = achieved FLOP/s
 relative to student-only (1.0: the mode runs its arithmetic exactly as fast as plain
@@ -218,7 +218,7 @@ def configure(engine: HybridForward, mode: str) -> None:
     for p in engine.teacher.parameters():
         p.requires_grad_(mode == "naive")
         p.grad = None  # naive's teacher gradients must not stay allocated for other modes
-    engine.checkpoint_teacher = mode == "hybrid+ckpt"
+    engine.recompute_teacher = mode == "hybrid+ckpt"
 
 
 @dataclass

@@ -21,8 +21,8 @@ from pathlib import Path
 from mmengine.config import Config
 
 from hybridkt_ext.core import save_atomically
-from hybridkt_ext.for_mmseg import plain_student_config
-from hybridkt_ext.for_mmseg.student_export import (
+from hybridkt_ext.for_openmmlab import plain_student_config
+from hybridkt_ext.for_openmmlab.student_export import (
     check_export_target, student_checkpoint)
 from hybridkt_ext.tool_errors import add_debug_flag, run_tool
 

@@ -7,10 +7,10 @@ Examples:
   torchrun --nproc_per_node=4 -m hybridkt_ext.cli.train_det CONFIG --launcher pytorch
   hybridkt-train-det CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
 
-The tool itself is hybridkt_ext/for_mmseg/training_tool.py (shared with hybridkt-train-seg).
+The tool itself is hybridkt_ext/for_openmmlab/training_tool.py (shared with hybridkt-train-seg).
 """
 import hybridkt_ext.for_mmdet  # noqa: F401  (registers HybridBackbone & co. in mmdet)
-from hybridkt_ext.for_mmseg import training_tool
+from hybridkt_ext.for_openmmlab import training_tool
 
 
 def main(argv: list[str] | None = None) -> None:

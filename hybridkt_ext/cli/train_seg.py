@@ -8,10 +8,10 @@ Examples:
   (without CUDA: one process per core with gloo, env_cfg.dist_cfg.backend='gloo')
   hybridkt-train-seg CONFIG --work-dir DIR --resume   # continue DIR's latest checkpoint
 
-The tool itself is hybridkt_ext/for_mmseg/training_tool.py (shared with hybridkt-train-det).
+The tool itself is hybridkt_ext/for_openmmlab/training_tool.py (shared with hybridkt-train-det).
 """
 import hybridkt_ext.for_mmseg  # noqa: F401  (registers HybridBackbone & co. in mmseg)
-from hybridkt_ext.for_mmseg import training_tool
+from hybridkt_ext.for_openmmlab import training_tool
 
 
 def main(argv: list[str] | None = None) -> None:

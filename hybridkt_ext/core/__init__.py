@@ -1,8 +1,7 @@
 """Framework-neutral core (torch + torchvision only)."""
-from .adapters import FeatureAdapter
+from .feature_adapters import FeatureAdapter
 from .balance import BALANCE_MODES, BalancedLoss, LossBalancer, NonFiniteLossError
-from .checkpoint import (TeacherCheckpointError, load_checkpoint_file, load_teacher_weights,
-                         read_checkpoint)
+from .teacher_weights import TeacherCheckpointError, load_teacher_weights, read_checkpoint
 from .checkpoint_file import (CheckpointFileError, CheckpointNotFoundError,
                               UntrustedCheckpointError, allow_framework_checkpoints,
                               read_checkpoint_file)
@@ -24,7 +23,11 @@ from .stage_usage import used_state_keys
 from .stages import (StagedBackbone, StageSpec, SubmoduleChain, check_stage_contract,
                      feature_map)
 from .teacher_fingerprint import teacher_fingerprint
-from .transfer_step import TRANSFER_MODES, StepResult, TransferStep
+from .teacher_guard import TeacherGuard, TeacherSource
+from .transfer_backbone import TransferBackbone, TransferSettings
+from .transfer_modes import (TransferMode, YamlOption, register_transfer_mode, transfer_mode,
+                             transfer_mode_names)
+from .transfer_step import StepResult, TransferStep
 
 __all__ = [
     "align_stages", "aligned_stage_groups", "allow_framework_checkpoints", "assert_teacher_frozen",
@@ -32,12 +35,14 @@ __all__ = [
     "CheckpointFileError", "CheckpointMismatchError", "CheckpointNotFoundError", "cut_into_stages",
     "export_student_state_dict", "feature_map", "FeatureAdapter", "FitNetLoss", "freeze_teacher",
     "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention",
-    "kd_loss", "load_checkpoint_file", "load_teacher_weights", "LossBalancer", "make_path_plan",
+    "kd_loss", "load_teacher_weights", "LossBalancer", "make_path_plan",
     "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",
     "read_checkpoint_file", "replace_atomically", "save_atomically", "split_backbone",
     "split_sequential", "StagedBackbone", "StageMismatchError", "StageSpec", "StepResult",
-    "SubmoduleChain", "teacher_fingerprint", "TeacherCheckpointError", "TeacherInputTransform",
-    "TeacherMismatchError", "TeacherNotFrozenError", "TRANSFER_MODES", "TransferStep",
+    "SubmoduleChain", "teacher_fingerprint", "TeacherCheckpointError", "TeacherGuard",
+    "TeacherInputTransform", "TeacherMismatchError", "TeacherNotFrozenError", "TeacherSource",
+    "TransferBackbone", "TransferMode", "TransferSettings", "TransferStep",
+    "register_transfer_mode", "transfer_mode", "transfer_mode_names", "YamlOption",
     "UnsupportedBackboneError", "UntrustedCheckpointError", "used_state_keys",
     "write_text_atomically",
 ]

@@ -8,6 +8,12 @@ import difflib
 import inspect
 from typing import Callable, Iterable
 
+# Keys renamed before 0.1.0 was released, and their names now: a config written with the old
+# name is told the new one rather than the closest spelling. Compared in lower case, so the
+# detectron2 YAML key is covered too. ("checkpoint" names files only; recomputing activations
+# in backward is "recompute".)
+RENAMED_KEYS = {"checkpoint_teacher": "recompute_teacher"}
+
 
 def closest_names(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The up to ``n`` names of ``choices`` closest to ``name``, best first.
@@ -58,8 +64,27 @@ def refuse_unknown_keys(given: Iterable[str], valid: Iterable[str], where: str) 
     valid = list(valid)
     unknown = sorted(set(given) - set(valid))
     if unknown:
+        refuse_renamed_key(unknown[0], where)
         raise ValueError(f"{where}: unknown key {unknown[0]!r}.{did_you_mean(unknown[0], valid)} "
                          f"Valid keys: {', '.join(valid)}.")
+
+
+def renamed_key(key: str) -> str | None:
+    """The name a renamed key has now, in the case the user wrote it in; None if not renamed."""
+    new = RENAMED_KEYS.get(key.lower())
+    return None if new is None else new.upper() if key.isupper() else new
+
+
+def refuse_renamed_key(key: str, where: str) -> None:
+    """Raises ValueError naming the new name when ``key`` is a renamed key.
+
+    Args:
+        key: the key the user wrote.
+        where: what the key belongs to, as the message starts.
+    """
+    new = renamed_key(key)
+    if new is not None:
+        raise ValueError(f"{where}: {key!r} was renamed {new!r}; write {new} instead.")
 
 
 def keyword_names(function: Callable[..., object]) -> list[str]:

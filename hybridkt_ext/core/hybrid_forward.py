@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .adapters import FeatureAdapter
+from .feature_adapters import FeatureAdapter
 from .freezing import freeze_teacher
 from .input_transform import InputConvention, TeacherInputTransform
 from .norm_stats import RunningStatsGuard
@@ -54,7 +54,7 @@ class HybridForward(nn.Module):
         teacher_input: the teacher's own convention (default: the student's).
         hybrid_paths: build the path plan and adapters. False for baselines that use the
             teacher only as a target (FitNet, AT, KD), which would leave adapters unused.
-        checkpoint_teacher: recompute the activations of teacher stages that run with autograd
+        recompute_teacher: recompute the activations of teacher stages that run with autograd
             during backward instead of keeping them (``torch.utils.checkpoint``): less memory
             for one more forward of those stages. Losses and gradients are unchanged.
     """
@@ -64,7 +64,7 @@ class HybridForward(nn.Module):
                  out_indices: Sequence[int] | None = None,
                  student_input: InputConvention | None = None,
                  teacher_input: InputConvention | None = None,
-                 hybrid_paths: bool = True, checkpoint_teacher: bool = False) -> None:
+                 hybrid_paths: bool = True, recompute_teacher: bool = False) -> None:
         super().__init__()
         n = student.num_stages
         self.out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
@@ -73,7 +73,7 @@ class HybridForward(nn.Module):
             raise ValueError(f"out_indices {self.out_indices} must name stages in 0..{n - 1}")
         self.student = student
         self.teacher = teacher
-        self.checkpoint_teacher = checkpoint_teacher
+        self.recompute_teacher = recompute_teacher
         self.plan: PathPlan | None = None
         if teacher is None:
             return
@@ -250,7 +250,7 @@ class HybridForward(nn.Module):
                 # Nothing trainable precedes a teacher-only prefix: no graph is needed for it.
                 with torch.no_grad():
                     return teacher.stage(i)(stage_in)
-            if self.checkpoint_teacher and torch.is_grad_enabled():
+            if self.recompute_teacher and torch.is_grad_enabled():
                 # Recomputation reproduces the forward exactly: the teacher is frozen and in
                 # eval mode (no dropout, no running-stat updates), so no RNG state is needed.
                 return checkpoint(teacher.stage(i), stage_in, use_reentrant=False,

@@ -18,7 +18,7 @@ from typing import Iterable, Mapping
 
 import torch
 
-from .checkpoint import LoadReport, TeacherCheckpointError, load_teacher_weights
+from .teacher_weights import LoadReport, TeacherCheckpointError, load_teacher_weights
 from .stage_usage import used_state_keys
 from .stages import StagedBackbone
 from .teacher_spec import TeacherSpec

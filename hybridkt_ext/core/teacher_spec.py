@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .checkpoint import DETECTRON2_RESNET_TO_TORCHVISION
+from .teacher_weights import DETECTRON2_RESNET_TO_TORCHVISION
 from .input_transform import InputConvention
 
 # Named key renamings, one name each (``remap='<name>'`` in every adapter).

@@ -10,14 +10,9 @@ three loss dicts are reduced to scalars by the framework's own rule and balanced
 Framework adapters need two things: their hybrid backbone returns ``TransferStep.features(x)``
 while a step runs, and their training forward is wrapped to call ``TransferStep.run``.
 
-The transfer modes live here too, so every adapter means the same by them:
-
-* ``hybrid``: the paper's three paths, balanced (L1 student-first, L2 teacher-first, L3 student);
-* ``none``: the student alone (no teacher built);
-* ``fitnet`` / ``at``: the student path plus a feature-mimicking loss on the teacher's stages.
-
-``hkt_L3`` is always the task loss of the student path; a mimicking loss is added to the total
-and logged on its own as ``hkt_transfer``.
+The modes themselves are registered in ``transfer_modes``: whether the three paths run, and a
+feature-mimicking baseline's loss. ``hkt_L3`` is always the task loss of the student path; a
+mimicking loss is added to the total and logged on its own as ``hkt_transfer``.
 """
 from __future__ import annotations
 
@@ -29,47 +24,22 @@ import torch
 from torch import nn
 
 from .balance import LossBalancer
-from .closest_names import keyword_names, refuse_unknown_keys
-from .feature_transfer import AttentionTransferLoss, FitNetLoss
 from .hybrid_forward import HybridForward
 from .norm_stats import RunningStatsGuard
 from .stages import feature_map
+from .transfer_modes import transfer_mode
 
-TRANSFER_MODES = ("hybrid", "none", "fitnet", "at")
 # The student path runs last, so what the heads log themselves during a step describes it.
 PATH_ORDER = ("student_first", "teacher_first", "student")
 _BALANCE_KEYS = ("mode", "fixed_alpha", "sync_across_ranks")
 
 
-def check_transfer_mode(mode: object, where: str = "transfer") -> str:
-    if mode not in TRANSFER_MODES:
-        raise ValueError(f"{where}={mode!r} must be one of {TRANSFER_MODES}.")
-    return mode  # type: ignore[return-value]
-
-
-def build_transfer_loss(mode: str, engine: HybridForward, fitnet: Mapping | None = None,
-                        at: Mapping | None = None) -> nn.Module | None:
-    """The mimicking loss of ``fitnet`` / ``at`` (None for the other modes).
-
-    Its parameters (FitNet's regressors) are trained with the student: register the returned
-    module on the adapter's backbone.
-    """
-    if mode == "fitnet":
-        fitnet = dict(fitnet or {})
-        refuse_unknown_keys(fitnet, keyword_names(FitNetLoss)[2:], "fitnet")  # not the channels
-        return FitNetLoss([s.channels for s in engine.student.stage_specs],
-                          [s.channels for s in engine.teacher.stage_specs], **fitnet)
-    if mode == "at":
-        refuse_unknown_keys(dict(at or {}), keyword_names(AttentionTransferLoss), "at")
-        return AttentionTransferLoss(**dict(at or {}))
-    return None
-
-
 def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -> LossBalancer:
     """``LossBalancer`` for ``balance=dict(mode='dynamic'|'fixed', fixed_alpha, ...)``.
 
-    Modes other than ``hybrid`` balance nothing: the student path's loss is the total.
+    Modes without hybrid paths balance nothing: the student path's loss is the total.
     """
+    hybrid = transfer_mode(mode).hybrid_paths
     balance = dict(balance or {})
     unknown = sorted(set(balance) - set(_BALANCE_KEYS))
     if unknown:
@@ -79,13 +49,13 @@ def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -
     if balance_mode not in ("dynamic", "fixed"):
         raise ValueError(f"{where}.mode={balance_mode!r} must be 'dynamic' or 'fixed'; for "
                          "student-only training set the backbone's transfer='none'.")
-    if "fixed_alpha" in balance and (balance_mode != "fixed" or mode != "hybrid"):
-        ignored_by = f"mode={balance_mode!r}" if mode == "hybrid" else f"transfer={mode!r}"
+    if "fixed_alpha" in balance and (balance_mode != "fixed" or not hybrid):
+        ignored_by = f"mode={balance_mode!r}" if hybrid else f"transfer={mode!r}"
         raise ValueError(f"{where}.fixed_alpha={balance['fixed_alpha']!r} would be ignored by "
                          f"{ignored_by}: it weighs the hybrid paths only with transfer='hybrid' "
                          f"and {where}=dict(mode='fixed', fixed_alpha=...). Set that mode or "
                          "drop fixed_alpha.")
-    return LossBalancer(balance_mode if mode == "hybrid" else "student_only", **balance)
+    return LossBalancer(balance_mode if hybrid else "student_only", **balance)
 
 
 @dataclass(frozen=True)
@@ -109,16 +79,19 @@ class TransferStep:
 
     Args:
         engine: the core engine of the backbone.
-        mode: one of ``TRANSFER_MODES``.
+        mode: a registered transfer mode's name (``transfer_modes``).
         balancer: combines the path losses (see ``build_balancer``).
-        transfer_loss: FitNet / AT loss for those modes (see ``build_transfer_loss``).
+        transfer_loss: the mode's mimicking loss, for a mode that has one
+            (``TransferMode.loss``).
     """
 
     def __init__(self, engine: HybridForward, mode: str, balancer: LossBalancer,
                  transfer_loss: nn.Module | None = None) -> None:
-        self.mode = check_transfer_mode(mode)
-        if mode in ("fitnet", "at") and transfer_loss is None:
-            raise ValueError(f"transfer={mode!r} needs its loss (build_transfer_loss).")
+        self._mode = transfer_mode(mode)
+        self.mode = mode
+        if (self._mode.build_loss is None) != (transfer_loss is None):
+            raise ValueError(f"transfer={mode!r} takes {'a' if transfer_loss is None else 'no'} "
+                             "mimicking loss (TransferMode.loss builds it).")
         self._engine = (engine,)  # not registered anywhere through this object
         self._transfer_loss = (transfer_loss,)
         self.balancer = balancer
@@ -144,9 +117,9 @@ class TransferStep:
         engine = self._engine[0]
         if self._cache is None:
             self._input_shape = tuple(x.shape)
-            if self.mode == "hybrid":
+            if self._mode.hybrid_paths:
                 self._cache = engine.forward_hybrid(x)
-            elif self.mode == "none":
+            elif self._transfer_loss[0] is None:
                 self._cache = engine(x)
             else:
                 student_out, teacher_out = engine.forward_with_teacher(x)
@@ -158,7 +131,7 @@ class TransferStep:
                 f"the training forward called the hybrid backbone on {tuple(x.shape)} after "
                 f"{self._input_shape} in one step; hybrid training needs an architecture that "
                 "runs its backbone once per training forward.")
-        return getattr(self._cache, self.active) if self.mode == "hybrid" else self._cache
+        return getattr(self._cache, self.active) if self._mode.hybrid_paths else self._cache
 
     def run(self, forward: Callable[[], Mapping[str, Any]],
             reduce: Callable[[Mapping[str, Any]], torch.Tensor],
@@ -177,7 +150,7 @@ class TransferStep:
             NonFiniteLossError: a path loss is not finite (before anything is returned).
             RuntimeError: ``forward`` did not call the hybrid backbone.
         """
-        paths = PATH_ORDER if self.mode == "hybrid" else ("student",)
+        paths = PATH_ORDER if self._mode.hybrid_paths else ("student",)
         losses: dict[str, Mapping[str, Any]] = {}
         try:
             for name in paths:
@@ -194,13 +167,13 @@ class TransferStep:
         finally:
             self.active, self._cache, self._mimic = None, None, None
         l3 = reduce(losses["student"])
-        if self.mode == "hybrid":
+        if self._mode.hybrid_paths:
             balanced = self.balancer(reduce(losses["student_first"]),
                                      reduce(losses["teacher_first"]), l3, step=step)
         else:
             balanced = self.balancer(None, None, l3, step=step)
         log_values = balanced.log_values()
-        if self.mode != "hybrid":
+        if not self._mode.hybrid_paths:
             del log_values["hkt_alpha"]  # nothing is balanced: an alpha would mean nothing
         total = balanced.total
         if mimic is not None:  # the baselines add their mimicking loss to the task loss

@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import (HybridForward, StagedBackbone, align_stages, export_student_state_dict,
-                    kd_loss)
-from ..core.transfer_step import TransferStep, build_balancer, build_transfer_loss
+from ..core import (HybridForward, StagedBackbone, TransferSettings, TransferStep, align_stages,
+                    export_student_state_dict, kd_loss)
 
 MODES = ("none", "kd", "fitnet", "at", "hybrid", "fixed")
 
@@ -56,18 +55,18 @@ class TransferClassifier(nn.Module):
         elif teacher is not None:
             student, teacher = align_stages(student, teacher)
         last = student.num_stages - 1
-        self.engine = HybridForward(student, teacher, switch_points=switch_points,
-                                    out_indices=(last,),
-                                    hybrid_paths=mode in ("hybrid", "fixed"))
         # Every mode but KD is one of the core's transfer modes: one dispatch for all adapters.
         core_mode = {"fixed": "hybrid", "kd": "none"}.get(mode, mode)
         balance = dict(mode="fixed", fixed_alpha=fixed_alpha) if mode == "fixed" else None
+        options = {"fitnet": dict(weight=fitnet_weight), "at": dict(beta=at_beta)}
+        settings = TransferSettings.check(core_mode, balance, {core_mode: options.get(core_mode)},
+                                          teacher is not None, "mode")
+        self.engine = HybridForward(student, teacher, switch_points=switch_points,
+                                    out_indices=(last,), hybrid_paths=settings.mode.hybrid_paths)
         # Registered (state dict: transfer_loss.*): FitNet's regressors train with the
         # student. The mode is a string (``mode``), as in every adapter; this is its loss.
-        self.transfer_loss = build_transfer_loss(core_mode, self.engine, dict(weight=fitnet_weight),
-                                            dict(beta=at_beta))
-        self.step = TransferStep(self.engine, core_mode, build_balancer(core_mode, balance),
-                                 self.transfer_loss)
+        self.transfer_loss = settings.mode.loss(self.engine, settings.options)
+        self.step = TransferStep(self.engine, core_mode, settings.balancer, self.transfer_loss)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Student logits (N, num_classes): the plain student, no teacher involved."""

@@ -8,6 +8,7 @@ stage boundary, dynamic balancing alpha = 2*L3/(L1+L2).
 """
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +16,8 @@ import yaml
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from ..core.closest_names import did_you_mean
+from ..core import transfer_mode, transfer_mode_names
+from ..core.closest_names import did_you_mean, renamed_key
 from .mobilenet_v1_backbone import add_mobilenet_v1_config
 
 # Names accepted by MODEL.HYBRIDKT.TEACHER.FRAMEWORK (MODEL.HYBRIDKT.TRANSFER: core's).
@@ -47,18 +49,16 @@ def add_hybridkt_config(cfg: CN) -> None:
     _C.MODEL.HYBRIDKT.BALANCE = "dynamic"
     # alpha in BALANCE "fixed" mode; total = alpha*(L1+L2) + L3.
     _C.MODEL.HYBRIDKT.FIXED_ALPHA = DEFAULT_FIXED_ALPHA
-    # Weight of the FitNet hint loss (TRANSFER "fitnet"); tune per setting as the paper did.
-    _C.MODEL.HYBRIDKT.FITNET_WEIGHT = 1.0
-    # Student stage indices of the FitNet hint; empty: the middle stage (num_stages // 2).
-    _C.MODEL.HYBRIDKT.FITNET_STAGES = []
-    # beta of attention transfer (TRANSFER "at"); 1000 is the AT paper's value.
-    _C.MODEL.HYBRIDKT.AT_BETA = 1000.0
-    # Student stage indices used by AT; empty: all stages.
-    _C.MODEL.HYBRIDKT.AT_STAGES = []
+    # The options of every registered transfer mode's loss (core.transfer_modes), each with
+    # its comment there: FITNET_WEIGHT / FITNET_STAGES (TRANSFER "fitnet"), AT_BETA / AT_STAGES
+    # (TRANSFER "at"), and those of a mode registered before this call.
+    for name in transfer_mode_names():
+        for option in transfer_mode(name).yaml_options:
+            _C.MODEL.HYBRIDKT[option.key] = copy.deepcopy(option.default)
     # Recompute the teacher stages that run with autograd (T2..Tn of the teacher-first path)
     # in backward instead of keeping their activations: less memory, more time (measured in
     # docs/performance.md); losses and gradients are identical either way.
-    _C.MODEL.HYBRIDKT.CHECKPOINT_TEACHER = False
+    _C.MODEL.HYBRIDKT.RECOMPUTE_TEACHER = False
     # Unpickle any class in the files this run reads (the teacher file, MODEL.WEIGHTS, resumed
     # checkpoints). False reads tensors, containers and numpy arrays only, so a pickle from
     # someone else cannot run code; set True only for files you trust (--trust-checkpoint).
@@ -183,6 +183,11 @@ def _unknown_key_error(cfg: CN, err: BaseException, where: str) -> Exception:
     if found is None:  # a renamed key, an odd-length list: yacs' message says it already
         return ValueError(f"{where}: {message}")
     key = found.group(1)
+    head, _, leaf = key.rpartition(".")
+    new = renamed_key(leaf)
+    if new is not None:
+        return KeyError(f"{where}: {key!r} was renamed {f'{head}.' if head else ''}{new}; write "
+                        "that key instead.")
     # The deepest node the key does exist down to: its keys are what was meant, most likely.
     node, parts = cfg, key.split(".")
     depth = 0

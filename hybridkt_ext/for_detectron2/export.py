@@ -88,7 +88,7 @@ def save_student_checkpoint(model: nn.Module, path: str | os.PathLike,
     """Writes a live hybrid model's student as ``{"model": student state dict}``, the layout
     DetectionCheckpointer reads. (detectron2 checkpoints hold the whole model, so its tool
     loads one and saves the student; the OpenMMLab adapters export from the file itself:
-    ``for_mmseg.export_student_checkpoint``.)
+    ``for_openmmlab.export_student_checkpoint``.)
 
     With ``cfg`` (the hybrid config) it also writes the plain config next to it, ``path`` with
     the suffix ``.yaml``, whose MODEL.WEIGHTS is ``path``. Returns ``path``.

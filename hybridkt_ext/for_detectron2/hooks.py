@@ -9,7 +9,7 @@ from detectron2.utils import comm
 from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
-from ..core import TeacherNotFrozenError, assert_teacher_frozen, teacher_fingerprint
+from ..core import TeacherGuard
 from ..plotting import plot_alpha_and_path_losses
 
 logger = logging.getLogger(__name__)
@@ -47,15 +47,15 @@ class HybridKTHook(HookBase):
     def __init__(self, plot_path: str | Path | None = None) -> None:
         self.plot_path = plot_path
         self.rows: list[dict[str, float]] = []
-        self._fingerprint: str | None = None
+        self._guard: TeacherGuard | None = None
 
     def before_train(self) -> None:
         teacher = find_teacher(self.trainer.model)
         if teacher is None:
             return
         # The teacher's weights are the knowledge being transferred: training must not move them.
-        assert_teacher_frozen(teacher)
-        self._fingerprint = teacher_fingerprint(teacher)
+        self._guard = TeacherGuard(teacher, "HybridKTHook")
+        self._guard.before_training()
 
     def after_step(self) -> None:
         storage = self.trainer.storage
@@ -65,15 +65,8 @@ class HybridKTHook(HookBase):
             self.rows.append({"step": storage.iter, **row})
 
     def after_train(self) -> None:
-        teacher = find_teacher(self.trainer.model)
-        if teacher is not None and self._fingerprint is not None:
-            assert_teacher_frozen(teacher)
-            if teacher_fingerprint(teacher) != self._fingerprint:
-                raise TeacherNotFrozenError(
-                    "the teacher's weights or running statistics changed during training; "
-                    "something updated it outside the hybrid engine (an optimizer given all "
-                    "parameters of a custom module, or a norm layer put back in train mode)"
-                )
+        if self._guard is not None:
+            self._guard.after_training()
         # Baselines (no teacher, FitNet, AT) log L3 alone: there is no alpha curve to draw.
         has_alpha = any("hkt_alpha" in row for row in self.rows)
         if self.plot_path and has_alpha and comm.is_main_process():

@@ -1,11 +1,11 @@
 """The hybrid bottom-up: student bottom-up + frozen teacher in the core engine, as a detectron2
 Backbone, and the backbone builders that put it under detectron2's own FPN (or use it alone).
 
-``HybridBottomUp`` returns the student's stage features by name, exactly as the plain bottom-up
-does, so detectron2's FPN, RPN, ROI, RetinaNet, FCOS and semantic heads run unchanged. While a
-training step runs (``core.TransferStep``, wired onto the meta-architecture's ``forward`` by
-``transfer_wiring``) it returns each path's features in turn: the FPN and the heads then train
-every path. Inference and evaluation are the plain student.
+``HybridBottomUp`` is the core's ``TransferBackbone`` returning the student's stage features by
+name, exactly as the plain bottom-up does, so detectron2's FPN, RPN, ROI, RetinaNet, FCOS and
+semantic heads run unchanged. While a training step runs (``core.TransferStep``, wired onto the
+meta-architecture's ``forward`` by ``transfer_wiring``) it returns each path's features in turn:
+the FPN and the heads then train every path. Inference and evaluation are the student path.
 
 State dict: ``<bottom_up>.engine.student.model.*`` is the plain bottom-up's state dict, next to
 ``<bottom_up>.engine.teacher.*``, the adapters ``<bottom_up>.engine.to_{teacher,student}.*``
@@ -14,7 +14,7 @@ maps it back onto the plain model.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import torch
 from detectron2.config import CfgNode
@@ -22,10 +22,9 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 
-from ..core import (HybridFeatures, HybridForward, HybridTrainingError, InputConvention,
-                    StagedBackbone, TeacherInputTransform)
-from ..core.transfer_step import (TransferStep, build_balancer, build_transfer_loss,
-                                  check_transfer_mode)
+from ..core import (HybridFeatures, HybridForward, InputConvention, StagedBackbone,
+                    TransferBackbone, TransferMode, TransferSettings, transfer_mode,
+                    transfer_mode_names)
 from .config import CONFIG_BALANCE_MODES, DEFAULT_FIXED_ALPHA
 from .stage_split import match_teacher_stages, split_bottom_up
 from .teacher import build_teacher, student_input_convention, teacher_input_convention
@@ -33,37 +32,29 @@ from .teacher import build_teacher, student_input_convention, teacher_input_conv
 FeatureDict = dict[str, torch.Tensor]
 
 
-class HybridBottomUp(Backbone):
+class HybridBottomUp(TransferBackbone, Backbone):
     """The engine seen as a detectron2 bottom-up network: the student's stages by name.
 
     Args:
         engine: the core engine over the student (and teacher, if any).
         out_features: student stage names the consumer (FPN, or the heads) reads.
-        transfer: one of ``core.TRANSFER_MODES``.
-        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=...)`` for the hybrid paths.
-        fitnet, at: FitNetLoss / AttentionTransferLoss arguments for those baselines.
+        settings: the transfer mode, balance and loss options (``transfer_settings(cfg)``).
         teacher_input: the teacher's own pixel convention (to rebuild the input transform
             when the meta-architecture's convention is adopted).
     """
 
+    transfer_key = "MODEL.HYBRIDKT.TRANSFER"
+    wiring_hint = ("train with tools/train_net.py / HybridKTTrainer, or call "
+                   "hybridkt_ext.for_detectron2.install_transfer_step(model) first.")
+
     def __init__(self, engine: HybridForward, out_features: Sequence[str],
-                 transfer: str = "hybrid", balance: Mapping | None = None,
-                 fitnet: Mapping | None = None, at: Mapping | None = None,
-                 teacher_input: InputConvention | None = None) -> None:
+                 settings: TransferSettings, teacher_input: InputConvention | None = None) -> None:
         super().__init__()
-        self.engine = engine
-        self.transfer = check_transfer_mode(transfer, "MODEL.HYBRIDKT.TRANSFER")
         specs = {s.name: s for s in engine.student.stage_specs}
         self._out_features = list(out_features)
         self._out_feature_channels = {n: specs[n].channels for n in out_features}
         self._out_feature_strides = {n: specs[n].reduction for n in out_features}
-        # Registered here (state dict: <bottom_up>.transfer_loss.*): FitNet's regressors train.
-        self.transfer_loss = build_transfer_loss(transfer, engine, fitnet, at)
-        self.transfer_step = TransferStep(engine, transfer,
-                                          build_balancer(transfer, balance,
-                                                         "MODEL.HYBRIDKT balance"),
-                                          self.transfer_loss)
-        self._teacher_input = teacher_input
+        self.setup_transfer(engine, settings, teacher_input)
 
     @property
     def out_features(self) -> list[str]:
@@ -74,22 +65,10 @@ class HybridBottomUp(Backbone):
 
         A dict of already computed features passes through, which lets ``HybridFPN`` run
         detectron2's own FPN.forward on given features.
-
-        Raises:
-            HybridTrainingError: a training forward with a teacher that does not run through
-                the transfer step (it would train the student alone, silently).
         """
         if isinstance(x, dict):
             return x
-        if self.transfer_step.running:
-            return self.as_dict(self.transfer_step.features(x))
-        if self.training and torch.is_grad_enabled() and self.transfer != "none":
-            raise HybridTrainingError(
-                f"the hybrid bottom-up (TRANSFER {self.transfer!r}) was called for training "
-                "outside its transfer step, which would train the student alone: train with "
-                "tools/train_net.py / HybridKTTrainer, or call "
-                "hybridkt_ext.for_detectron2.install_transfer_step(model) first.")
-        return self.as_dict(self.engine(x))
+        return self.as_dict(self.transfer_features(x))
 
     def as_dict(self, features: Sequence[torch.Tensor]) -> FeatureDict:
         return dict(zip(self._out_features, features))
@@ -97,16 +76,6 @@ class HybridBottomUp(Backbone):
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {n: ShapeSpec(channels=self._out_feature_channels[n],
                              stride=self._out_feature_strides[n]) for n in self._out_features}
-
-    def adopt_student_input(self, convention: InputConvention) -> None:
-        """The meta-architecture's pixel convention as the student's (LazyConfig models carry
-        it on the meta-architecture, not on the bottom-up)."""
-        if self.engine.teacher is None:
-            return
-        old = self.engine.teacher_input
-        teacher = self._teacher_input or convention
-        self.engine.teacher_input = TeacherInputTransform(convention, teacher).to(
-            old.scale.device)
 
 
 class HybridFPN(FPN):
@@ -127,11 +96,43 @@ class HybridFPN(FPN):
                                           paths.teacher_first)))
 
 
-def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone,
-                        out_features: Sequence[str]) -> HybridForward:
-    """The core engine for ``MODEL.HYBRIDKT.TRANSFER`` (no teacher at all for "none")."""
+def transfer_settings(cfg: CfgNode) -> TransferSettings:
+    """``MODEL.HYBRIDKT``'s transfer mode, balance and loss options, checked.
+
+    Every registered mode's options are YAML keys (``TransferMode.yaml_options``). yacs always
+    holds a value for each: the selected mode reads its own, and a key of another mode changed
+    from its default is refused (it would be ignored), as FIXED_ALPHA outside BALANCE "fixed".
+    """
     hk = cfg.MODEL.HYBRIDKT
-    check_transfer_mode(hk.TRANSFER, "MODEL.HYBRIDKT.TRANSFER")
+    if hk.BALANCE not in CONFIG_BALANCE_MODES:
+        raise ValueError(
+            f"MODEL.HYBRIDKT.BALANCE is {hk.BALANCE!r}; use one of {CONFIG_BALANCE_MODES} "
+            "(train without a teacher with MODEL.HYBRIDKT.TRANSFER 'none')")
+    selected = transfer_mode(hk.TRANSFER, "MODEL.HYBRIDKT.TRANSFER")
+    options = {}
+    for name in transfer_mode_names():
+        for option in transfer_mode(name).yaml_options:
+            value = hk[option.key]
+            if name != selected.name and value != option.default:
+                raise ValueError(
+                    f"MODEL.HYBRIDKT.{option.key} is {value!r}, an option of TRANSFER "
+                    f"{name!r}, but TRANSFER is {selected.name!r}: it would be ignored. Set "
+                    f"MODEL.HYBRIDKT.TRANSFER {name!r} or drop the key.")
+            if name == selected.name and not (option.empty_is_default and value == []):
+                options[option.option] = list(value) if isinstance(value, tuple) else value
+    balance = dict(mode=hk.BALANCE)
+    # FIXED_ALPHA always has a value in a yacs config: pass it where it weighs the paths, and
+    # where it was changed from its default (the core then refuses a value it would ignore).
+    if (hk.BALANCE == "fixed" and selected.hybrid_paths) or hk.FIXED_ALPHA != DEFAULT_FIXED_ALPHA:
+        balance["fixed_alpha"] = hk.FIXED_ALPHA
+    return TransferSettings.check(selected.name, balance, {selected.name: options},
+                                  where="MODEL.HYBRIDKT.TRANSFER", owner="MODEL.HYBRIDKT")
+
+
+def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone, out_features: Sequence[str],
+                        mode: TransferMode) -> HybridForward:
+    """The core engine for ``mode`` (no teacher at all for a mode without one)."""
+    hk = cfg.MODEL.HYBRIDKT
     names = [s.name for s in student.stage_specs]
     missing = [f for f in out_features if f not in names]
     if missing:
@@ -140,17 +141,17 @@ def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone,
                          f"are not stages of the student bottom-up; its stages are {names}")
     out_indices = [names.index(f) for f in out_features]
     teacher = None
-    if hk.TRANSFER != "none":
+    if mode.needs_teacher:
         teacher = match_teacher_stages(student, build_teacher(cfg))
-    if not isinstance(hk.CHECKPOINT_TEACHER, bool):
-        raise ValueError(f"MODEL.HYBRIDKT.CHECKPOINT_TEACHER must be True or False, got "
-                         f"{hk.CHECKPOINT_TEACHER!r}")
+    if not isinstance(hk.RECOMPUTE_TEACHER, bool):
+        raise ValueError(f"MODEL.HYBRIDKT.RECOMPUTE_TEACHER must be True or False, got "
+                         f"{hk.RECOMPUTE_TEACHER!r}")
     switch_points = list(hk.SWITCH_POINTS) or None
     return HybridForward(student, teacher, switch_points=switch_points, out_indices=out_indices,
                          student_input=student_input_convention(cfg),
                          teacher_input=teacher_input_convention(cfg),
-                         hybrid_paths=hk.TRANSFER == "hybrid",
-                         checkpoint_teacher=hk.CHECKPOINT_TEACHER)
+                         hybrid_paths=mode.hybrid_paths,
+                         recompute_teacher=hk.RECOMPUTE_TEACHER)
 
 
 def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
@@ -164,25 +165,11 @@ def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
             "(no FPN: the FPN is added by the hybrid builder), e.g. build_resnet_backbone or "
             "build_mobilenet_v1_backbone"
         )
-    if hk.BALANCE not in CONFIG_BALANCE_MODES:
-        raise ValueError(
-            f"MODEL.HYBRIDKT.BALANCE is {hk.BALANCE!r}; use one of {CONFIG_BALANCE_MODES} "
-            "(train without a teacher with MODEL.HYBRIDKT.TRANSFER 'none')"
-        )
+    settings = transfer_settings(cfg)  # before the teacher is built
     bottom_up = BACKBONE_REGISTRY.get(name)(cfg, input_shape)
-    engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), out_features)
-    fitnet = dict(stages=list(hk.FITNET_STAGES) or None, weight=hk.FITNET_WEIGHT)
-    at = dict(stages=list(hk.AT_STAGES) or None, beta=hk.AT_BETA)
-    balance = dict(mode=hk.BALANCE)
-    # FIXED_ALPHA always has a value in a yacs config: pass it where it weighs the paths, and
-    # where it was changed from its default (the core then refuses a value it would ignore).
-    weighs = hk.BALANCE == "fixed" and hk.TRANSFER == "hybrid"
-    if weighs or hk.FIXED_ALPHA != DEFAULT_FIXED_ALPHA:
-        balance["fixed_alpha"] = hk.FIXED_ALPHA
-    return HybridBottomUp(engine, out_features, hk.TRANSFER, balance=balance,
-                          fitnet=fitnet, at=at,
-                          teacher_input=teacher_input_convention(cfg) if hk.TRANSFER != "none"
-                          else None)
+    engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), out_features, settings.mode)
+    return HybridBottomUp(engine, out_features, settings,
+                          teacher_input_convention(cfg) if settings.mode.needs_teacher else None)
 
 
 def _fpn(cfg: CfgNode, bottom_up: HybridBottomUp, top_block) -> HybridFPN:

@@ -25,7 +25,8 @@ from typing import Any, Mapping, Sequence
 from detectron2.config import get_cfg
 from detectron2.modeling import Backbone
 
-from ..core.closest_names import did_you_mean
+from ..core import TransferSettings, transfer_mode_names
+from ..core.closest_names import did_you_mean, keyword_names, refuse_unknown_keys
 from .config import add_hybridkt_config
 from .hybrid_backbone import HybridBottomUp, build_hybrid_engine
 from .stage_split import split_bottom_up
@@ -34,21 +35,22 @@ from .teacher import teacher_input_convention
 
 def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None,
                      transfer: str = "hybrid", balance: Mapping[str, Any] | None = None,
-                     switch_points: Sequence[int] = (), checkpoint_teacher: bool = False,
-                     fitnet: Mapping[str, Any] | None = None, at: Mapping[str, Any] | None = None,
+                     switch_points: Sequence[int] = (), recompute_teacher: bool = False,
                      out_features: Sequence[str] | None = None,
-                     trust_checkpoints: bool = False) -> HybridBottomUp:
+                     trust_checkpoints: bool = False,
+                     **mode_options: Mapping[str, Any] | None) -> HybridBottomUp:
     """The student bottom-up with a frozen teacher, as the FPN's bottom-up.
 
     Args:
         student: the built bottom-up (LazyConfig instantiates the config's own first).
         teacher: ``MODEL.HYBRIDKT.TEACHER`` keys in lower case; None only with transfer 'none'.
-        transfer: 'hybrid', 'none', 'fitnet' or 'at'.
+        transfer: a registered transfer mode: 'hybrid', 'none', 'fitnet' or 'at'.
         balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=...)``.
-        switch_points, checkpoint_teacher: as ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``...``.
-        fitnet, at: FitNetLoss / AttentionTransferLoss arguments.
+        switch_points, recompute_teacher: as ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``...``.
         out_features: the student stages the FPN reads (default: the student's own).
         trust_checkpoints: unpickle any class in the teacher file (trusted files only).
+        **mode_options: the transfer mode's loss options under its name:
+            ``fitnet=dict(stages, weight)``, ``at=dict(stages, beta, p)``.
 
     Raises:
         ValueError: an unknown teacher key, transfer mode or balance setting.
@@ -56,19 +58,19 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     cfg = get_cfg()
     add_hybridkt_config(cfg)
     hk = cfg.MODEL.HYBRIDKT
-    if transfer != "none" and teacher is None:
-        raise ValueError(f"hybrid_bottom_up(transfer={transfer!r}) needs a `teacher`; use "
-                         "transfer='none' to train the student alone.")
+    refuse_unknown_keys(mode_options, keyword_names(hybrid_bottom_up) + list(transfer_mode_names()),
+                        "hybrid_bottom_up")
+    settings = TransferSettings.check(transfer, balance, mode_options, teacher is not None,
+                                      "hybrid_bottom_up: transfer", "hybrid_bottom_up")
     check_teacher_keys(teacher or {})
     for key, value in dict(teacher or {}).items():
         hk.TEACHER[key.upper()] = list(value) if isinstance(value, tuple) else value
     hk.TRANSFER, hk.SWITCH_POINTS = transfer, list(switch_points)
-    hk.CHECKPOINT_TEACHER, hk.TRUST_CHECKPOINTS = checkpoint_teacher, trust_checkpoints
+    hk.RECOMPUTE_TEACHER, hk.TRUST_CHECKPOINTS = recompute_teacher, trust_checkpoints
     features = list(out_features or student.output_shape())
-    engine = build_hybrid_engine(cfg, split_bottom_up(student), features)
-    return HybridBottomUp(engine, features, transfer, balance=balance, fitnet=fitnet, at=at,
-                          teacher_input=teacher_input_convention(cfg) if transfer != "none"
-                          else None)
+    engine = build_hybrid_engine(cfg, split_bottom_up(student), features, settings.mode)
+    return HybridBottomUp(engine, features, settings,
+                          teacher_input_convention(cfg) if settings.mode.needs_teacher else None)
 
 
 def check_teacher_keys(teacher: Mapping[str, Any], where: str = "hybrid_bottom_up") -> None:

@@ -26,9 +26,9 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 from torch import nn
 
-from ..core import TeacherMismatchError, teacher_fingerprint
-from .evaluators import build_dataset_evaluator
+from ..core import TeacherGuard, TeacherSource
 from ..plotting import PLOT_NAME
+from .evaluators import build_dataset_evaluator
 from .hooks import HybridKTHook, find_teacher
 from .safe_checkpointer import SafeDetectionCheckpointer
 from .transfer_wiring import install_transfer_step
@@ -87,34 +87,36 @@ class HybridKTTrainer(DefaultTrainer):
             super().__init__(cfg)
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """DefaultTrainer's, with the mmseg side's policy for a teacher that changed.
+        """DefaultTrainer's, with the core's policy for a teacher that changed (``TeacherGuard``).
 
-        detectron2 checkpoints hold the whole model, teacher included. ``--resume`` with a
-        checkpoint whose teacher differs from the one built from MODEL.HYBRIDKT.TEACHER.WEIGHTS
-        is refused (``TeacherMismatchError``): the run would otherwise go on with a teacher the
-        config no longer names. Loading MODEL.WEIGHTS without resuming (another run's hybrid
-        checkpoint, evaluation) only warns, as mmseg's ``load_from`` does.
+        detectron2 checkpoints hold the whole model, teacher included. The teacher always comes
+        from MODEL.HYBRIDKT.TEACHER.WEIGHTS: it is put back after the load. ``--resume`` with a
+        checkpoint whose teacher differs is refused (``TeacherMismatchError``): the run would
+        otherwise go on with another teacher than it was trained with. Loading MODEL.WEIGHTS
+        without resuming (another run's hybrid checkpoint, evaluation) only warns.
         """
         teacher = find_teacher(self.model)
-        before = teacher_fingerprint(teacher) if teacher is not None else None
         resuming = resume and self.checkpointer.has_checkpoint()
         source = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
-        if teacher is not None and resuming:
-            saved = {k: v.clone() for k, v in teacher.state_dict().items()}  # put back if refused
-        super().resume_or_load(resume=resume)
-        if teacher is None or teacher_fingerprint(teacher) == before:
+        if teacher is None:
+            super().resume_or_load(resume=resume)
             return
-        named = self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or "random init"
-        if resuming:
-            teacher.load_state_dict(saved)
-            raise TeacherMismatchError(
-                f"{source} was trained with another teacher than MODEL.HYBRIDKT.TEACHER.WEIGHTS "
-                f"({named}) holds now. Restore the original teacher file to resume, or start "
-                "a new run (another OUTPUT_DIR, without --resume) to use this teacher.")
-        logger.warning(
-            "the checkpoint loaded from %s holds another teacher than "
-            "MODEL.HYBRIDKT.TEACHER.WEIGHTS (%s); the model goes on with the checkpoint's "
-            "teacher.", source, named)
+        guard = TeacherGuard(teacher, "HybridKTTrainer")
+        built = guard.fingerprint()
+        saved = {k: v.clone() for k, v in teacher.state_dict().items()}
+        super().resume_or_load(resume=resume)
+        trained_with = guard.fingerprint()  # the checkpoint's teacher, if it held one
+        if trained_with == built:
+            return
+        teacher.load_state_dict(saved)
+        named = self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or None
+        warning = guard.check_loaded(
+            trained_with, TeacherSource(
+                "MODEL.HYBRIDKT.TEACHER.WEIGHTS", named,
+                "start a new run (another OUTPUT_DIR, without --resume) with MODEL.WEIGHTS "
+                "set to the checkpoint"),
+            resuming, trained_from=source, random_init=named is None)
+        logger.warning(warning)
 
     @classmethod
     def build_model(cls, cfg: CfgNode) -> nn.Module:

@@ -1,27 +1,25 @@
 """MMDetection adapter: importing it registers everything in mmdet's registries.
 
-Registered: ``HybridBackbone`` and ``MobileNetV1`` (MODELS), ``HybridKTHook`` (HOOKS, the mmseg
-adapter's hook: it wires any model whose backbone is a HybridBackbone), ``CityPersonsDataset``
-and ``SyntheticCityPersonsDataset`` (DATASETS), ``CityPersonsMetric`` (METRICS). Configs trigger it
-with ``custom_imports=dict(imports=['hybridkt_ext.for_mmdet'], allow_failed_imports=False)``.
+Registered: ``HybridBackbone`` and ``MobileNetV1`` (MODELS), ``CityPersonsDataset`` and
+``SyntheticCityPersonsDataset`` (DATASETS), ``CityPersonsMetric`` (METRICS); and, through the
+OpenMMLab layer it imports (``hybridkt_ext.for_openmmlab``), ``HybridKTHook``, which wires any
+model whose backbone is a HybridBackbone. Configs trigger it with
+``custom_imports=dict(imports=['hybridkt_ext.for_mmdet'], allow_failed_imports=False)``.
 
 The adapter is thin: the hybrid backbone, the transfer step on the detector's own ``loss``, the
-hook and the safe, atomic checkpoint handling are the OpenMMLab code of ``for_mmseg`` (which
-needs mmsegmentation installed beside mmdet, as the project's set-up does).
+hook and the safe, atomic checkpoint handling are the OpenMMLab layer's; mmsegmentation is not
+needed (its backbones are split too where it is installed and a config names them).
 """
 try:
     import mmdet.models  # noqa: F401  (needs mmcv built with ops)
-    import mmseg.models  # noqa: F401
 except ImportError as _err:  # one clear line instead of a traceback deep inside mmdet
     raise ImportError(
-        "hybridkt_ext.for_mmdet needs MMDetection and MMSegmentation: pip install "
-        "'hybridkt_ext[mmdet,mmseg]' (mmdet==3.3.0 and mmsegmentation==1.2.2 beside mmcv==2.1.0 "
-        f"built with ops; see tools/setup_env.sh). Import failed with: {_err}"
+        "hybridkt_ext.for_mmdet needs MMDetection: pip install 'hybridkt_ext[mmdet]' "
+        "(mmdet==3.3.0 beside mmcv==2.1.0 built with ops, mmengine==0.10.7; see "
+        f"tools/setup_env.sh). Import failed with: {_err}"
     ) from None
 
-from mmdet.registry import HOOKS
-
-from hybridkt_ext.for_mmseg import HybridKTHook, install_transfer_step
+import hybridkt_ext.for_openmmlab  # noqa: F401  (the hook, checkpoint safety, atomic writes)
 
 from .backbone_stages import (NOT_A_CHAIN, mmdet_backbone_stages, register_stage_splitter,
                               supported_types)
@@ -30,12 +28,8 @@ from .citypersons_metric import CityPersonsMetric
 from .hybrid_backbone import HybridBackbone
 from .mobilenet_v1 import MobileNetV1
 
-if HOOKS.get("HybridKTHook") is None:  # mmdet's scope cannot see the hook in mmseg's
-    HOOKS.register_module(module=HybridKTHook)
-
 __all__ = [
-    "CityPersonsDataset", "CityPersonsMetric", "HybridBackbone", "HybridKTHook", "MobileNetV1",
-    "NOT_A_CHAIN",
-    "SyntheticCityPersonsDataset", "install_transfer_step", "mmdet_backbone_stages",
-    "supported_types",
+    "CityPersonsDataset", "CityPersonsMetric", "HybridBackbone", "mmdet_backbone_stages",
+    "MobileNetV1", "NOT_A_CHAIN", "register_stage_splitter", "supported_types",
+    "SyntheticCityPersonsDataset",
 ]

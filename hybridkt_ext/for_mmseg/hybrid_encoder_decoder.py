@@ -13,8 +13,7 @@ from mmseg.registry import MODELS
 REMOVED = ("HybridEncoderDecoder was removed: use the stock type='EncoderDecoder' with "
            "backbone=dict(type='HybridBackbone', student=..., teacher=..., balance=...) and "
            "custom_hooks=[dict(type='HybridKTHook')]; the segmentor's `balance` moves into that "
-           "backbone and its `pretrained` into `student` (as init_cfg=dict(type='Pretrained', "
-           "checkpoint=...)).")
+           "backbone (its `pretrained` may stay: HybridBackbone hands it to the student).")
 
 
 @MODELS.register_module()

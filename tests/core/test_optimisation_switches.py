@@ -27,11 +27,11 @@ def hybrid_step(
     teacher_padding: int,
     memory_format: torch.memory_format = torch.contiguous_format,
     autocast: bool = False,
-    checkpoint_teacher: bool = False,
+    recompute_teacher: bool = False,
 ):
     """One hybrid forward + backward; returns (L1, L2, L3) and the trainable gradients."""
     engine, head = make_engine(
-        teacher_padding=teacher_padding, teacher_input=BGR255, checkpoint_teacher=checkpoint_teacher
+        teacher_padding=teacher_padding, teacher_input=BGR255, recompute_teacher=recompute_teacher
     )
     engine.to(memory_format=memory_format).train()
     x, y = batch()
@@ -102,7 +102,7 @@ def test_checkpointed_teacher_recomputes_under_the_same_autocast():
     # restores autocast, the recomputed teacher activations would be fp32, not the bf16 ones
     # the forward used, and the gradients would differ.
     losses, grads = hybrid_step(teacher_padding=1, autocast=True)
-    ckpt_losses, ckpt_grads = hybrid_step(teacher_padding=1, autocast=True, checkpoint_teacher=True)
+    ckpt_losses, ckpt_grads = hybrid_step(teacher_padding=1, autocast=True, recompute_teacher=True)
     torch.testing.assert_close(ckpt_losses, losses, rtol=0, atol=0)
     for name, grad in grads.items():
         torch.testing.assert_close(ckpt_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)

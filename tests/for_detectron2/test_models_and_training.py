@@ -216,7 +216,7 @@ def test_image_smaller_than_the_total_stride_works():
     assert out[0]["instances"].image_size == (20, 12)
 
 
-def test_checkpoint_teacher_gives_identical_losses_and_gradients():
+def test_recompute_teacher_gives_identical_losses_and_gradients():
     from detectron2.structures import Boxes, Instances
     from detectron2.utils.events import EventStorage
 
@@ -226,10 +226,10 @@ def test_checkpoint_teacher_gives_identical_losses_and_gradients():
     results = {}
     for recompute in (False, True):
         cfg = load_cfg(_synthetic("hybridkt-mobilenetv1-fpn-synthetic.yaml"),
-                       ["MODEL.HYBRIDKT.CHECKPOINT_TEACHER", str(recompute)])
+                       ["MODEL.HYBRIDKT.RECOMPUTE_TEACHER", str(recompute)])
         torch.manual_seed(0)  # same student, adapters, heads and sampled proposals
         model = build_model(cfg)
-        assert model.backbone.engine.checkpoint_teacher is recompute
+        assert model.backbone.engine.recompute_teacher is recompute
         with EventStorage(0):
             loss = model([{"image": image, "instances": gt}] * 2)["loss_hkt"]
         loss.backward()
@@ -241,6 +241,6 @@ def test_checkpoint_teacher_gives_identical_losses_and_gradients():
     for name in plain_grads:
         torch.testing.assert_close(ckpt_grads[name], plain_grads[name], rtol=0, atol=0,
                                    msg=name)
-    cfg.MODEL.HYBRIDKT.CHECKPOINT_TEACHER = "yes"
-    with pytest.raises(ValueError, match="CHECKPOINT_TEACHER must be True or False"):
+    cfg.MODEL.HYBRIDKT.RECOMPUTE_TEACHER = "yes"
+    with pytest.raises(ValueError, match="RECOMPUTE_TEACHER must be True or False"):
         build_model(cfg)

@@ -121,12 +121,14 @@ def test_resuming_with_another_teacher_is_refused_as_on_the_mmseg_side(tmp_path,
     with pytest.raises(TeacherMismatchError, match="other_teacher.pth.*Restore the original"):
         second.resume_or_load(resume=True)
     assert teacher_fingerprint(find_teacher(second.model)) == built  # left as built
-    # Loading the checkpoint as MODEL.WEIGHTS (not resuming) keeps it, with a warning.
+    # Loading the checkpoint as MODEL.WEIGHTS (not resuming) warns and keeps the teacher of
+    # MODEL.HYBRIDKT.TEACHER.WEIGHTS: the teacher always comes from its own file.
     third = trainer_cls(_cfg(tmp_path / "third", other))
+    built = teacher_fingerprint(find_teacher(third.model))
     third.cfg.defrost()
     third.cfg.MODEL.WEIGHTS = str(tmp_path / "first" / "model_0000002.pth")
     with caplog.at_level(logging.WARNING, logger="hybridkt_ext.for_detectron2.trainer"):
         third.resume_or_load(resume=False)
-    assert "holds another teacher" in caplog.text and "other_teacher.pth" in caplog.text
-    assert teacher_fingerprint(find_teacher(third.model)) == teacher_fingerprint(
-        find_teacher(first.model))
+    assert "is not the teacher this checkpoint was trained with" in caplog.text
+    assert "other_teacher.pth" in caplog.text and "Continuing with the teacher built" in caplog.text
+    assert teacher_fingerprint(find_teacher(third.model)) == built

@@ -52,7 +52,7 @@ def _check_export_round_trip(runner, cfg, tmp_path) -> None:
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
 
-    from hybridkt_ext.for_mmseg import export_student_checkpoint, plain_student_config
+    from hybridkt_ext.for_openmmlab import export_student_checkpoint, plain_student_config
 
     exported = export_student_checkpoint(tmp_path / "work" / "iter_2.pth",
                                          tmp_path / "student.pth")

@@ -14,7 +14,7 @@ from hybridkt_ext.reproduction.runner import run_experiments
 
 def _config_of(command: list[str]):
     """The config the training tool would train with for ``command`` (its own parsing)."""
-    from hybridkt_ext.for_mmseg import training_tool
+    from hybridkt_ext.for_openmmlab import training_tool
 
     assert command[1:3] == ["-m", "hybridkt_ext.cli.train_det"]
     return training_tool.load_config(training_tool.parse_args(command[3:]))

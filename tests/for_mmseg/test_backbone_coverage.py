@@ -181,8 +181,8 @@ def test_every_shipped_segmentor_type_trains_or_is_refused_in_one_line():
     runs OCRNet and PointRend); the others have no backbone to replace and say so."""
     from types import SimpleNamespace
 
-    from hybridkt_ext.for_mmseg import HybridKTHook
-    from hybridkt_ext.for_mmseg.hybrid_kt_hook import SEGMENTORS_WITHOUT_A_BACKBONE
+    from hybridkt_ext.for_openmmlab import HybridKTHook
+    from hybridkt_ext.for_openmmlab.hybrid_kt_hook import MODELS_WITHOUT_A_BACKBONE
 
     types_shipped = set()
     for path in sorted(CONFIG_ROOT.rglob("*.py")):
@@ -195,8 +195,8 @@ def test_every_shipped_segmentor_type_trains_or_is_refused_in_one_line():
         except Exception:
             continue
     trained = {"EncoderDecoder", "CascadeEncoderDecoder"}
-    assert types_shipped - trained == set(SEGMENTORS_WITHOUT_A_BACKBONE)
-    for kind in SEGMENTORS_WITHOUT_A_BACKBONE:
+    assert types_shipped - trained == set(MODELS_WITHOUT_A_BACKBONE)
+    for kind in MODELS_WITHOUT_A_BACKBONE:
         stand_in = type(kind, (torch.nn.Module,), {})()  # the check reads the type's name
         with pytest.raises(UnsupportedBackboneError) as info:
             HybridKTHook().before_train(SimpleNamespace(model=stand_in))

@@ -11,8 +11,9 @@ pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
 
 from hybridkt_ext.core import (  # noqa: E402
     StageMismatchError, TeacherCheckpointError, check_stage_contract)
-from hybridkt_ext.for_mmseg import (  # noqa: E402
-    HybridBackbone, install_transfer_step, split_mmseg_backbone)
+from hybridkt_ext.for_mmseg import HybridBackbone, split_mmseg_backbone  # noqa: E402
+from hybridkt_ext.for_openmmlab import install_transfer_step  # noqa: E402
+from mmengine.config import ConfigDict  # noqa: E402
 from mmseg.models.segmentors import EncoderDecoder  # noqa: E402
 from mmseg.registry import MODELS  # noqa: E402
 
@@ -192,7 +193,7 @@ def test_bad_teacher_specs_fail_with_clear_messages(tmp_path):
         build(teacher=teacher(checkpoint=str(tmp_path / "wrong.pth"), prefix="model."))
     with pytest.raises(ValueError, match="transfer='x'"):
         build(teacher=teacher(), transfer="x")
-    with pytest.raises(ValueError, match="needs a `teacher`"):
+    with pytest.raises(ValueError, match="needs a teacher"):
         build(transfer="hybrid")
 
 
@@ -207,12 +208,12 @@ def test_teacher_loads_from_an_mmseg_checkpoint(tmp_path):
     assert not any(p.requires_grad for p in hybrid.teacher.parameters())
 
 
-def test_checkpoint_teacher_switch_gives_identical_paths_and_gradients():
+def test_recompute_teacher_switch_gives_identical_paths_and_gradients():
     torch.manual_seed(0)
     plain = build(teacher=teacher())
-    recomputing = build(teacher=teacher(), checkpoint_teacher=True)
+    recomputing = build(teacher=teacher(), recompute_teacher=True)
     recomputing.load_state_dict(plain.state_dict())
-    assert recomputing.engine.checkpoint_teacher and not plain.engine.checkpoint_teacher
+    assert recomputing.engine.recompute_teacher and not plain.engine.recompute_teacher
     grads = []
     for model in (plain, recomputing):
         model.train()
@@ -225,5 +226,20 @@ def test_checkpoint_teacher_switch_gives_identical_paths_and_gradients():
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
-    with pytest.raises(ValueError, match="checkpoint_teacher must be True or False"):
-        build(teacher=teacher(), checkpoint_teacher="yes")
+    with pytest.raises(ValueError, match="recompute_teacher must be True or False"):
+        build(teacher=teacher(), recompute_teacher="yes")
+
+
+def test_a_segmentors_pretrained_becomes_the_students_and_is_never_set_twice():
+    # mmseg's stock ResNet/MobileNet configs set model.pretrained; EncoderDecoder hands it to
+    # its backbone, which is the HybridBackbone after the README's conversion.
+    decode = dict(type="FCNHead", in_channels=64, channels=8, num_convs=1, num_classes=3,
+                  in_index=3)
+    segmentor = MODELS.build(ConfigDict(  # a config's dicts: EncoderDecoder sets attributes
+        type="EncoderDecoder", pretrained="weights/r18_imagenet.pth", decode_head=decode,
+        backbone=dict(type="HybridBackbone", student=resnet(), teacher=teacher())))
+    assert segmentor.backbone.student.init_cfg == dict(type="Pretrained",
+                                                       checkpoint="weights/r18_imagenet.pth")
+    with pytest.raises(ValueError, match="set the student's weights in one place"):
+        MODELS.build(dict(type="HybridBackbone", teacher=teacher(), pretrained="a.pth",
+                          student=resnet(init_cfg=dict(type="Pretrained", checkpoint="b.pth"))))

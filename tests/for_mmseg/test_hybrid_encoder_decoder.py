@@ -30,5 +30,5 @@ def test_a_config_naming_the_removed_segmentor_is_refused_with_the_new_form(tmp_
     for new_form in ("HybridEncoderDecoder was removed", "type='EncoderDecoder'",
                      "backbone=dict(type='HybridBackbone', student=..., teacher=..., balance=...)",
                      "custom_hooks=[dict(type='HybridKTHook')]", "`balance` moves into",
-                     "`pretrained` into `student`"):
+                     "HybridBackbone hands it to the student"):
         assert new_form in message

@@ -21,7 +21,7 @@ from mmseg.registry import MODELS  # noqa: E402
 
 from hybridkt_ext.core import TeacherCheckpointError  # noqa: E402
 from hybridkt_ext.for_mmseg import HybridBackbone, build_teacher  # noqa: E402
-from hybridkt_ext.for_mmseg.teacher_config import resolve_config_path  # noqa: E402
+from hybridkt_ext.for_openmmlab.teacher_config import resolve_config_path  # noqa: E402
 
 R18_D8 = "mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py"
 STUDENT = dict(type="ResNetV1c", depth=18, stem_channels=16, base_channels=16,

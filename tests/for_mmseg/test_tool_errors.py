@@ -185,7 +185,7 @@ def test_ctrl_c_while_a_checkpoint_is_saved_is_one_line_naming_the_last_good_one
     end in two tracebacks and a SyntaxError quoting the whole config."""
     from mmengine.config import config as mmengine_config
 
-    from hybridkt_ext.for_mmseg import training_tool
+    from hybridkt_ext.for_openmmlab import training_tool
 
     work = tmp_path / "w"
     format_code = mmengine_config.FormatCode

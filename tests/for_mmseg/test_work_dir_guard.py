@@ -12,8 +12,8 @@ import pytest
 
 from .conftest import HYBRID_CONFIG, REPO, data_options, run_config, teacher_options
 
-from hybridkt_ext.for_mmseg.atomic_files import AtomicLocalBackend  # noqa: E402
-from hybridkt_ext.for_mmseg.work_dir_guard import LOCK_NAME  # noqa: E402
+from hybridkt_ext.for_openmmlab.atomic_files import AtomicLocalBackend  # noqa: E402
+from hybridkt_ext.for_openmmlab.work_dir_guard import LOCK_NAME  # noqa: E402
 
 
 def _train(data_dirs, teacher, work, *extra: str, max_iters: int = 2

@@ -25,7 +25,7 @@ from .conftest import CONFIGS, REPO, SMALL_DATA
 from mmengine.config import Config  # noqa: E402  (conftest skipped the module without mmseg)
 from mmseg.registry import MODELS  # noqa: E402
 
-from hybridkt_ext.for_mmseg.teacher_config import backbone_from_config, resolve_config_path  # noqa: E402,E501
+from hybridkt_ext.for_openmmlab.teacher_config import backbone_from_config, resolve_config_path  # noqa: E402,E501
 
 ZOO = sorted((CONFIGS / "zoo").glob("*.py"))
 SYNTHETIC_BASE = CONFIGS / "_base_" / "synthetic_64x128.py"

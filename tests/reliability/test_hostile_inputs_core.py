@@ -17,7 +17,7 @@ from torch import nn
 
 from hybridkt_ext.core import (InputConvention, LossBalancer, TeacherCheckpointError,
                                load_teacher_weights, make_path_plan, save_atomically)
-from hybridkt_ext.core.checkpoint import CheckpointFileError, load_checkpoint_file
+from hybridkt_ext.core import CheckpointFileError, read_checkpoint_file
 from hybridkt_ext.core.transfer_step import build_balancer
 from tests.toy_models import head_loss, make_engine
 from tests.conftest import png_bytes
@@ -50,9 +50,9 @@ def test_whole_checkpoint_reader_raises_checkpoint_file_error(tmp_path, content,
     path = tmp_path / "iter_400.pth"
     path.write_bytes(content)
     with pytest.raises(CheckpointFileError, match=fragment):
-        load_checkpoint_file(path)
+        read_checkpoint_file(path)
     with pytest.raises(CheckpointFileError, match="no such file"):
-        load_checkpoint_file(tmp_path / "missing.pth")
+        read_checkpoint_file(tmp_path / "missing.pth")
     assert issubclass(TeacherCheckpointError, CheckpointFileError)
 
 
@@ -61,7 +61,7 @@ def test_truncated_mmengine_checkpoint_through_the_whole_reader(tmp_path):
     torch.save({"meta": {"iter": 2}, "state_dict": nn.Linear(64, 64).state_dict()}, path)
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(CheckpointFileError, match="truncated"):
-        load_checkpoint_file(path)
+        read_checkpoint_file(path)
 
 
 # ----------------------------------------------------------------------------- switch points

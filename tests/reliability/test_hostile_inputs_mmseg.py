@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("mmseg.models", reason="MMSegmentation is not installed")
 
-from hybridkt_ext.for_mmseg import install_transfer_step  # noqa: E402
+from hybridkt_ext.for_openmmlab import install_transfer_step  # noqa: E402
 from hybridkt_ext.core import TeacherCheckpointError  # noqa: E402
 from hybridkt_ext.datasets.synthetic_segmentation import (  # noqa: E402
     generate_synthetic_segmentation)

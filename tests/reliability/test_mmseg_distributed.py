@@ -168,7 +168,7 @@ def test_cpu_launch_names_the_fix_for_a_gpu_only_backend():
     import torch
     from mmengine.config import Config
 
-    from hybridkt_ext.for_mmseg.cpu_distributed import prepare_cpu_distributed
+    from hybridkt_ext.for_openmmlab.cpu_distributed import prepare_cpu_distributed
 
     if torch.cuda.is_available():
         pytest.skip("with CUDA, mmengine's own launcher set-up applies")

@@ -162,7 +162,7 @@ def test_resume_continues_with_the_same_losses_alpha_and_schedule(runs):
 def test_checkpoint_holds_a_teacher_fingerprint_not_the_teacher(runs):
     import torch
 
-    from hybridkt_ext.for_mmseg.hybrid_kt_hook import teacher_fingerprint
+    from hybridkt_ext.core import teacher_fingerprint
 
     # Weights-only, as mmengine itself loads it: the adapter allowlists mmengine's classes.
     saved = torch.load(runs["resumed"] / f"iter_{INTERRUPTED_AT}.pth", map_location="cpu")
@@ -195,7 +195,7 @@ def _runner(runs, work_dir: Path, teacher: Path, resume: bool, load_from: Path |
 def test_resume_with_another_teacher_fails_clearly(runs, tmp_path):
     import torch
 
-    from hybridkt_ext.for_mmseg.hybrid_kt_hook import TeacherMismatchError
+    from hybridkt_ext.core import TeacherMismatchError
 
     work = tmp_path / "work"
     work.mkdir()

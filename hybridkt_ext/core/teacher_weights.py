@@ -35,7 +35,6 @@ __all__ = [
     "DETECTRON2_RESNET_TO_TORCHVISION",
     "LoadReport",
     "TeacherCheckpointError",
-    "load_checkpoint_file",
     "load_teacher_weights",
     "read_checkpoint",
     "read_weights_and_meta",
@@ -93,19 +92,6 @@ def _format_list(items: Sequence[str]) -> str:
     if len(items) > _MAX_LISTED:
         shown += f", ... and {len(items) - _MAX_LISTED} more"
     return shown
-
-
-def load_checkpoint_file(path: str | os.PathLike[str], trust: bool = False) -> Any:
-    """Reads a whole checkpoint file (whatever it holds) on the CPU, with clear errors.
-
-    The reading rules are ``checkpoint_file.read_checkpoint_file``'s: nothing outside the
-    allowlist is unpickled unless ``trust``. Used where the file's other entries matter too,
-    e.g. to export a student from a training checkpoint.
-
-    Raises:
-        CheckpointFileError: the file is missing, empty, corrupt, unsafe or not a checkpoint.
-    """
-    return read_checkpoint_file(path, trust=trust)
 
 
 def _as_tensor(value: Any) -> torch.Tensor | None:

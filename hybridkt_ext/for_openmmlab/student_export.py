@@ -15,7 +15,7 @@ from typing import Any
 from mmengine.config import Config
 
 from hybridkt_ext.core import export_student_state_dict, save_atomically
-from hybridkt_ext.core.checkpoint import load_checkpoint_file
+from hybridkt_ext.core import read_checkpoint_file
 from hybridkt_ext.core.output_guard import refuse_writing_onto_inputs
 
 HYBRID_STUDENT_PREFIX = "backbone.engine.student.model."
@@ -67,7 +67,7 @@ def student_checkpoint(checkpoint: str | os.PathLike, trust: bool = False) -> di
         CheckpointFileError: the checkpoint is missing, empty, corrupt or not a checkpoint.
         KeyError: the checkpoint holds no hybrid student (not a HybridBackbone model).
     """
-    saved = load_checkpoint_file(checkpoint, trust=trust)
+    saved = read_checkpoint_file(checkpoint, trust=trust)
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
     if not isinstance(state, dict):
         raise KeyError(f"{checkpoint} holds no state_dict (it holds a {type(saved).__name__}).")
@@ -172,7 +172,7 @@ def student_evaluation(cfg: Config, checkpoint: str | os.PathLike, work_dir: str
         CheckpointFileError: the checkpoint cannot be read.
         KeyError: it holds neither a hybrid nor a plain student of this config.
     """
-    saved = load_checkpoint_file(checkpoint, trust=trust)
+    saved = read_checkpoint_file(checkpoint, trust=trust)
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
     plain_cfg = plain_student_config(cfg)
     if any(k.startswith(HYBRID_STUDENT_PREFIX) for k in state):

@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from hybridkt_ext.core import CheckpointFileError, UntrustedCheckpointError
-from hybridkt_ext.core.checkpoint import (
+from hybridkt_ext.core.teacher_weights import (
     DETECTRON2_RESNET_TO_TORCHVISION,
     LoadReport,
     TeacherCheckpointError,
@@ -90,7 +90,7 @@ def test_a_checkpoint_with_unknown_objects_needs_trust(tmp_path):
     }
     path = tmp_path / "iter_80000.pth"
     torch.save(ckpt, path)
-    with pytest.raises(UntrustedCheckpointError, match=r"test_checkpoint\._MessageHub"):
+    with pytest.raises(UntrustedCheckpointError, match=r"test_teacher_weights\._MessageHub"):
         load_teacher_weights(_net(1), path, prefix="backbone.")
     dst = _net(1)
     load_teacher_weights(dst, path, prefix="backbone.", trust=True)

@@ -11,7 +11,7 @@ import os
 from mmengine.model import is_model_wrapper
 from torch import nn
 
-from hybridkt_ext.core import CheckpointMismatchError, load_checkpoint_file
+from hybridkt_ext.core import CheckpointMismatchError, read_checkpoint_file
 
 from .student_export import HYBRID_STUDENT_PREFIX
 
@@ -27,7 +27,7 @@ def check_checkpoint_covers(model: nn.Module, checkpoint: str | os.PathLike,
     """
     if is_model_wrapper(model):
         model = model.module
-    saved = load_checkpoint_file(checkpoint, trust=trust)
+    saved = read_checkpoint_file(checkpoint, trust=trust)
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else {}
     missing = sorted(set(model.state_dict()) - set(state))
     if not missing:

@@ -1,14 +1,14 @@
-"""Wiring any mmseg segmentor's ``loss`` to its HybridBackbone's transfer step.
+"""Wiring any mmseg segmentor's or mmdet detector's ``loss`` to its HybridBackbone's transfer step.
 
-The segmentor's own ``loss`` (``EncoderDecoder``, ``CascadeEncoderDecoder`` for OCRNet and
-PointRend, or a subclass of the user's) runs once per path; the backbone yields that path's
-features (``core.TransferStep``). Each path's loss dict is reduced by the segmentor's own
-``parse_losses`` (mmengine sums the keys containing "loss"), and the balanced total is returned
+The model's own ``loss`` (mmseg's ``EncoderDecoder``, ``CascadeEncoderDecoder`` for OCRNet and
+PointRend, mmdet's detectors, or a subclass of the user's) runs once per path; the backbone
+yields that path's features (``core.TransferStep``). Each path's loss dict is reduced by the
+model's own ``parse_losses`` (mmengine sums the keys containing "loss"), and the balanced total is returned
 under the only key containing "loss", so mmengine optimises exactly it. alpha, L1..L3, the
 student path's own head losses (``hkt_L3.decode.ce``...) and accuracies are returned under keys
 without "loss": logged, never summed.
 
-Norm layers outside the student backbone (neck, decode and auxiliary heads) keep running
+Norm layers outside the student backbone (necks, decode, auxiliary and detection heads) keep running
 statistics from the student path only: on the hybrid paths they normalise with batch
 statistics and update nothing.
 
@@ -28,7 +28,7 @@ from hybridkt_ext.core import InputConvention
 from hybridkt_ext.core.norm_stats import RunningStatsGuard
 
 from .head_fit import check_heads_fit
-from .hybrid_backbone import HybridBackbone
+from .hybrid_backbone import OpenMMLabHybridBackbone
 
 TOTAL_KEY = "loss_hkt"  # the only key with "loss" in it: what the optimiser sees
 
@@ -70,7 +70,7 @@ def install_transfer_step(segmentor: nn.Module) -> bool:
         StageMismatchError: the neck or heads do not take what the backbone returns.
     """
     backbone = getattr(segmentor, "backbone", None)
-    if not isinstance(backbone, HybridBackbone):
+    if not isinstance(backbone, OpenMMLabHybridBackbone):
         return False
     check_heads_fit(segmentor, backbone)
     if "loss" not in vars(segmentor):

@@ -33,14 +33,13 @@ import torch
 from torch import nn
 
 from hybridkt_ext.core import InputConvention, StagedBackbone, TeacherCheckpointError
-from hybridkt_ext.core.checkpoint import read_weights_and_meta
+from hybridkt_ext.core.teacher_weights import read_weights_and_meta
 from hybridkt_ext.core.closest_names import did_you_mean
 from hybridkt_ext.core.teacher_loading import load_teacher
 from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
-from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
 
-from .backbone_stages import mmseg_source
+from .backbone_source import BackboneSource
 from .teacher_config import (backbone_from_config, backbone_of_config, config_hints,
                              convention_of_config, stored_training_config,
                              structural_differences)
@@ -92,11 +91,12 @@ def _network(spec: dict) -> tuple[dict, InputConvention | None, str | None]:
     return backbone, convention, "backbone."
 
 
-def build_teacher(spec: dict, source: BackboneSource | None = None
+def build_teacher(spec: dict, source: BackboneSource
                   ) -> tuple[StagedBackbone, InputConvention | None]:
     """Builds, splits and loads the teacher; returns it and its input convention.
 
-    ``source``: the framework whose registry builds a backbone dict (default: mmseg's).
+    ``source``: the framework whose registry builds a backbone dict (the library's
+    ``HybridBackbone.backbone_source()``).
 
     The teacher is not yet frozen here; HybridForward freezes it.
 
@@ -118,7 +118,6 @@ def build_teacher(spec: dict, source: BackboneSource | None = None
         loading.setdefault("prefix", prefix)
     # Everything that needs no model is checked first, so a typo fails in milliseconds.
     teacher = TeacherSpec.from_mapping(loading)
-    source = source or mmseg_source()
     kind = network["type"]
     source.refuse_if_not_a_chain(kind)
     if is_zoo_name(kind):

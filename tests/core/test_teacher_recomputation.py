@@ -31,7 +31,7 @@ def hybrid_step(engine, head, x, y) -> list[torch.Tensor]:
 def test_checkpointing_keeps_losses_and_gradients_and_leaves_teacher_untouched():
     plain, head = make_engine()
     ckpt = copy.deepcopy(plain)
-    ckpt.checkpoint_teacher = True
+    ckpt.recompute_teacher = True
     ckpt_head = ckpt.student.model.fc
     teacher_before = copy.deepcopy(plain.teacher.state_dict())
     plain.train()
@@ -57,7 +57,7 @@ def test_checkpointing_keeps_losses_and_gradients_and_leaves_teacher_untouched()
 def test_checkpointing_saves_no_teacher_activations_for_backward():
     saved = {}
     for switch in (False, True):
-        engine, _ = make_engine(checkpoint_teacher=switch)
+        engine, _ = make_engine(recompute_teacher=switch)
         engine.train()
         x, _ = batch()
         teacher_stages = [engine.teacher.stage(i) for i in range(engine.teacher.num_stages)]
@@ -87,7 +87,7 @@ def test_only_teacher_stages_with_autograd_are_checkpointed(monkeypatch):
         return checkpoint(fn, *args, **kwargs)
 
     monkeypatch.setattr(hybrid_forward_module, "checkpoint", counting_checkpoint)
-    engine, _ = make_engine(checkpoint_teacher=True)
+    engine, _ = make_engine(recompute_teacher=True)
     engine.train()
     x, _ = batch()
     engine.forward_hybrid(x)

@@ -1,0 +1,198 @@
+"""``OpenMMLabHybridBackbone``: the ``HybridBackbone`` of mmseg and mmdet, before registration.
+
+Everything a hybrid backbone does is the core's ``TransferBackbone``: outside a training step
+it returns the student path's features (inference, validation, export), during a step
+(``core.TransferStep``, installed on the model's ``loss`` by ``HybridKTHook``) each path's
+features in turn, so any segmentor's or detector's own neck and heads train every path. This
+class adds what is OpenMMLab's: building the student and the teacher from a registry (the
+``BackboneSource`` of the library that registers a subclass), and the tuple the necks expect.
+
+State dict layout: ``engine.student.model.*`` is the plain student backbone's state dict,
+``engine.teacher.model.*`` the teacher's, ``engine.to_teacher.*``/``engine.to_student.*`` the
+adapters and ``transfer_loss.*`` FitNet's regressors; export keeps only the first.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from mmengine.model import BaseModule
+
+from hybridkt_ext.core import (HybridForward, InputConvention, StagedBackbone,
+                               StageMismatchError, TransferBackbone, TransferSettings,
+                               aligned_stage_groups, merge_stages, transfer_mode_names)
+from hybridkt_ext.core.closest_names import did_you_mean, keyword_names, refuse_unknown_keys
+
+from .backbone_source import BackboneSource
+from .teacher_builder import build_teacher
+
+STUDENT_PREFIX = "engine.student.model."
+
+
+class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
+    """Student backbone + frozen teacher + adapters, for mmseg segmentors and mmdet detectors.
+
+    mmseg and mmdet register a subclass named ``HybridBackbone`` that says where backbones come
+    from (``backbone_source``).
+
+    Args:
+        student: the original backbone config: any chain-structured backbone of the library
+            (its ``supported_types()``), e.g. ``{{_base_.model.backbone}}``.
+        teacher: the teacher spec (see ``teacher_builder``); None only with transfer='none'.
+        transfer: a registered transfer mode (``core.transfer_mode_names()``): 'hybrid' (the
+            paper), 'none' (plain student), 'fitnet' or 'at' baselines.
+        switch_points: stage indices before which hybrid paths switch (default: all).
+        stage_groups: optional ``dict(student=[[0, 1], [2], ...], teacher=[...])`` merging
+            stages when the two networks' stage counts differ (default: core.aligned_stage_groups).
+        student_input: the convention of the images the student receives; by default the
+            segmentor's data preprocessor's (see ``adopt_student_input``).
+        balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=1.0, sync_across_ranks=True)``,
+            how the hybrid paths' losses combine (core.LossBalancer's arguments).
+        **mode_options: the options of the transfer mode's loss under the mode's name:
+            ``fitnet=dict(stages, weight)`` (core.FitNetLoss), ``at=dict(stages, beta, p)``
+            (core.AttentionTransferLoss), or a registered mode's.
+        recompute_teacher: recompute the teacher stages that run with autograd during
+            backward instead of keeping their activations (less memory, one more teacher
+            forward; identical losses and gradients).
+        pretrained: what mmseg's ``EncoderDecoder`` hands its backbone from the segmentor's
+            ``pretrained`` (the stock ResNet and MobileNet configs set one): it is the
+            student's pretrained weights, so it is passed on to the student.
+        init_cfg: must be None: the student's own config carries its init.
+    """
+
+    transfer_key = "HybridBackbone: transfer"
+    wiring_hint = ("add custom_hooks=[dict(type='HybridKTHook')] to the config (it wraps the "
+                   "model's loss), or call install_transfer_step(model) of the adapter.")
+
+    @staticmethod
+    def backbone_source() -> BackboneSource:
+        """The registry that builds the student and unscoped teacher types, and the stage
+        splitters of its backbones: the library's subclass says."""
+        raise NotImplementedError("register a subclass of OpenMMLabHybridBackbone that returns "
+                                  "its library's BackboneSource (for_mmseg, for_mmdet)")
+
+    def __init__(self, student: dict, teacher: dict | None = None, transfer: str = "hybrid",
+                 switch_points: Sequence[int] | None = None, stage_groups: dict | None = None,
+                 student_input: dict | None = None, recompute_teacher: bool = False,
+                 balance: dict | None = None, pretrained: str | None = None,
+                 init_cfg: dict | None = None, **mode_options: object) -> None:
+        super().__init__(init_cfg=None)
+        # A misspelled `swtich_points` would otherwise be Python's TypeError at the end of the
+        # Runner's config dump, or, once accepted, an option silently not applied.
+        refuse_unknown_keys(mode_options, hybrid_backbone_keys(), "HybridBackbone")
+        if init_cfg is not None:
+            raise ValueError("HybridBackbone: put init_cfg into `student` (and "
+                             "`teacher.checkpoint`), not on HybridBackbone itself.")
+        if not isinstance(recompute_teacher, bool):
+            raise ValueError("HybridBackbone: recompute_teacher must be True or False, got "
+                             f"{recompute_teacher!r}.")
+        settings = TransferSettings.check(transfer, balance, mode_options, teacher is not None,
+                                          self.transfer_key, "HybridBackbone")
+        if not isinstance(student, dict) or "type" not in student:
+            raise ValueError("HybridBackbone: `student` must be the original backbone dict "
+                             f"with a 'type', got {student!r}.")
+        if pretrained is not None:
+            if student.get("pretrained") is not None or student.get("init_cfg") is not None:
+                raise ValueError(
+                    f"HybridBackbone: the segmentor's pretrained={pretrained!r} would replace "
+                    "the student's own pretrained/init_cfg; set the student's weights in one "
+                    "place (model.pretrained=None, or drop them from the student).")
+            student = dict(student, pretrained=pretrained)
+        kind, source = student["type"], self.backbone_source()
+        # Before building: VPD, say, fails inside mmseg otherwise.
+        source.refuse_if_not_a_chain(kind)
+        if isinstance(kind, str) and source.registry.get(kind) is None:
+            hint = did_you_mean(kind, source.registry.module_dict)
+            raise ValueError(f"HybridBackbone: student.type={kind!r} is not a registered "
+                             f"{source.framework} backbone.{hint} Custom backbones must be "
+                             "imported first (custom_imports).")
+        plain = source.registry.build(student)
+        # The stage producing each feature the plain student returns, in its order.
+        staged, self.out_indices = source.stages(plain)
+        if student_input:
+            refuse_unknown_keys(student_input, keyword_names(InputConvention),
+                                "HybridBackbone.student_input")
+        convention = InputConvention(**dict(student_input)) if student_input else None
+        if not settings.mode.needs_teacher:
+            self.setup_transfer(HybridForward(staged, out_indices=self.out_indices), settings,
+                                student_input_given=convention is not None)
+            return
+        teacher_staged, teacher_input = build_teacher(teacher, source)
+        # No checkpoint: a random teacher, allowed for smoke runs only; the hook logs it and
+        # every checkpoint's meta records it.
+        self.teacher_random_init = isinstance(teacher, dict) and teacher.get("checkpoint") is None
+        staged, teacher_staged, out_indices = _pair_stages(staged, teacher_staged,
+                                                           self.out_indices, stage_groups)
+        engine = HybridForward(
+            staged, teacher_staged, switch_points=switch_points, out_indices=out_indices,
+            student_input=convention, teacher_input=teacher_input,
+            hybrid_paths=settings.mode.hybrid_paths, recompute_teacher=recompute_teacher)
+        self.setup_transfer(engine, settings, teacher_input, convention is not None)
+
+    def init_weights(self) -> None:
+        # Only the student is initialised: the teacher holds its checkpoint (mmengine's
+        # recursive init would otherwise re-initialise it), adapters keep torch's default.
+        if hasattr(self.student, "init_weights"):
+            self.student.init_weights()
+        self._is_init = True
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, 3, H, W) -> the features the plain student backbone returns, as a tuple.
+
+        Outside a training step these are the student path's (inference, validation); during
+        ``TransferStep.run`` the active path's (``TransferBackbone.transfer_features``).
+        """
+        return tuple(self.transfer_features(x))
+
+
+def hybrid_backbone_keys() -> list[str]:
+    """The keys a ``HybridBackbone`` config dict may have: its constructor's, ``type``, and the
+    registered transfer modes' names (their loss options)."""
+    return keyword_names(OpenMMLabHybridBackbone.__init__) + ["type", *transfer_mode_names()]
+
+
+def check_hybrid_backbone_keys(config: Any) -> None:
+    """Refuses unknown keys of every ``HybridBackbone`` dict in a config, before building.
+
+    The tools call it before the Runner logs the environment and the whole config, so the one
+    line that matters is not the last of hundreds.
+    """
+    if isinstance(config, Mapping):
+        if config.get("type") == "HybridBackbone":
+            refuse_unknown_keys(config, hybrid_backbone_keys(), "HybridBackbone")
+        for value in config.values():
+            check_hybrid_backbone_keys(value)
+    elif isinstance(config, (list, tuple)):
+        for value in config:
+            check_hybrid_backbone_keys(value)
+
+
+def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: Sequence[int],
+                 stage_groups: dict | None) -> tuple[StagedBackbone, StagedBackbone, list[int]]:
+    """Merges stages so the counts match; maps the student's out_indices onto merged stages."""
+    n_student = student.num_stages
+    if stage_groups is not None:
+        unknown = set(stage_groups) - {"student", "teacher"}
+        if unknown:
+            raise ValueError(f"stage_groups keys must be 'student'/'teacher', got {unknown}.")
+        groups = stage_groups.get("student") or [[i] for i in range(n_student)]
+        student = merge_stages(student, groups)
+        teacher = merge_stages(teacher, stage_groups.get("teacher")
+                               or [[i] for i in range(teacher.num_stages)])
+    else:
+        groups, teacher_groups = aligned_stage_groups(student, teacher)
+        student = merge_stages(student, groups)
+        teacher = merge_stages(teacher, teacher_groups)
+    if student.num_stages != teacher.num_stages:
+        raise StageMismatchError(
+            f"stage_groups give the student {student.num_stages} stages and the teacher "
+            f"{teacher.num_stages}; give both the same number of groups.")
+    ends = {g[-1]: k for k, g in enumerate(groups)}
+    inside = [i for i in out_indices if i not in ends]
+    if inside:
+        raise StageMismatchError(
+            f"the student's out_indices {tuple(out_indices)} include {inside}, which fall inside "
+            f"merged stages {groups}; hybrid paths only produce features where both networks "
+            "switch. Pass HybridBackbone(stage_groups=dict(student=..., teacher=...)) so each "
+            "out index ends a group.")
+    return student, teacher, [ends[i] for i in out_indices]
