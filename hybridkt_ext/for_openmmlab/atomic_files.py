@@ -4,7 +4,7 @@ mmengine writes checkpoints and ``last_checkpoint`` through its file backend, st
 the final path: a disk that fills up mid-save leaves a truncated ``iter_N.pth`` that
 ``--resume`` then picks and fails on. ``AtomicLocalBackend`` writes through
 ``core.replace_atomically``, so a failed write raises and leaves the previous checkpoint and
-``last_checkpoint`` as they were. Importing ``hybridkt_ext.for_mmseg`` registers it for local
+``last_checkpoint`` as they were. Importing ``hybridkt_ext.for_openmmlab`` registers it for local
 paths.
 """
 from __future__ import annotations
