@@ -58,8 +58,7 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     cfg = get_cfg()
     add_hybridkt_config(cfg)
     hk = cfg.MODEL.HYBRIDKT
-    refuse_unknown_keys(mode_options, keyword_names(hybrid_bottom_up) + list(transfer_mode_names()),
-                        "hybrid_bottom_up")
+    refuse_unknown_keys(mode_options, hybrid_bottom_up_keywords(), "hybrid_bottom_up")
     settings = TransferSettings.check(transfer, balance, mode_options, teacher is not None,
                                       "hybrid_bottom_up: transfer", "hybrid_bottom_up")
     check_teacher_keys(teacher or {})
@@ -71,6 +70,11 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     engine = build_hybrid_engine(cfg, split_bottom_up(student), features, settings.mode)
     return HybridBottomUp(engine, features, settings,
                           teacher_input_convention(cfg) if settings.mode.needs_teacher else None)
+
+
+def hybrid_bottom_up_keywords() -> list[str]:
+    """The keywords ``hybrid_bottom_up`` takes: its own and the transfer modes' names."""
+    return keyword_names(hybrid_bottom_up) + list(transfer_mode_names())
 
 
 def check_teacher_keys(teacher: Mapping[str, Any], where: str = "hybrid_bottom_up") -> None:

@@ -31,7 +31,7 @@ from ..core.closest_names import did_you_mean
 from ..plotting import PLOT_NAME
 from .config import dotted_keys
 from .hooks import HybridKTHook
-from .lazy import check_teacher_keys, hybrid_bottom_up
+from .lazy import check_teacher_keys, hybrid_bottom_up, hybrid_bottom_up_keywords
 from .safe_checkpointer import SafeDetectionCheckpointer
 from .trainer import ddp_device_ids
 from .transfer_wiring import install_transfer_step
@@ -130,7 +130,12 @@ def check_call_keywords(node: Any, where: str = "") -> None:
     if isinstance(node, Mapping):
         if node.get("_target_") is not None:
             target = _resolved_target(node["_target_"])
-            _check_call(target, [k for k in node if k != "_target_"], where)
+            keywords = [k for k in node if k != "_target_"]
+            if target is hybrid_bottom_up:  # its **mode_options take the transfer modes' names
+                _refuse_keywords(keywords, hybrid_bottom_up_keywords(), "hybrid_bottom_up",
+                                 where)
+            else:
+                _check_call(target, keywords, where)
             if target is hybrid_bottom_up and isinstance(node.get("teacher"), Mapping):
                 check_teacher_keys(node["teacher"], f"{where}.teacher" if where else "teacher")
         for key, value in node.items():
@@ -161,7 +166,10 @@ def _check_call(target: Callable | None, keywords: list[str], where: str) -> Non
         return
     valid = [p.name for p in parameters
              if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    name = getattr(target, "__qualname__", repr(target))
+    _refuse_keywords(keywords, valid, getattr(target, "__qualname__", repr(target)), where)
+
+
+def _refuse_keywords(keywords: list[str], valid: list[str], name: str, where: str) -> None:
     for key in keywords:
         if key not in valid:
             raise ValueError(f"{where or 'the config'}: {name}() takes no keyword {key!r}."

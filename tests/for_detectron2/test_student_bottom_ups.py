@@ -18,8 +18,8 @@ from detectron2.modeling.backbone.resnet import build_resnet_backbone  # noqa: E
 from hybridkt_ext.core import (HybridForward, StageMismatchError,  # noqa: E402
                                check_stage_contract)
 from hybridkt_ext.for_detectron2 import add_hybridkt_config  # noqa: E402
-from hybridkt_ext.for_detectron2.hybrid_backbone import (HybridBottomUp, HybridFPN,  # noqa: E402
-                                                         build_hybrid_engine)
+from hybridkt_ext.for_detectron2.hybrid_backbone import (  # noqa: E402
+    HybridBottomUp, HybridFPN, build_hybrid_engine, transfer_settings)
 from hybridkt_ext.for_detectron2.stage_split import (match_teacher_stages,  # noqa: E402
                                                      split_bottom_up)
 from hybridkt_ext.for_detectron2.teacher import build_teacher  # noqa: E402
@@ -88,10 +88,11 @@ def test_regnet_student_through_the_hybrid_fpn():
     torch.manual_seed(0)
     regnet = _tiny_regnet()
     names = ["s1", "s2", "s3", "s4"]
-    engine = build_hybrid_engine(_cfg(), split_bottom_up(regnet), names)
+    settings = transfer_settings(_cfg())
+    engine = build_hybrid_engine(_cfg(), split_bottom_up(regnet), names, settings.mode)
     assert [s.scale for s in engine.teacher.stage_specs] == [4, 8, 16, 32]
     fpn_args = dict(in_features=names, out_channels=16, norm="", top_block=LastLevelMaxPool())
-    hybrid = HybridFPN(bottom_up=HybridBottomUp(engine, names), **fpn_args)
+    hybrid = HybridFPN(bottom_up=HybridBottomUp(engine, names, settings), **fpn_args)
     # detectron2's FPN over the very same RegNet, with the hybrid FPN's lateral/output convs.
     plain = FPN(bottom_up=regnet, **fpn_args)
     result = plain.load_state_dict({k: v for k, v in hybrid.state_dict().items()
@@ -143,7 +144,7 @@ def test_dc5_student_pairs_res5_with_the_teachers_stride_32_stage():
     assert [s.reduction for s in student.stage_specs] == [4, 8, 16, 16]
     assert [s.scale for s in student.stage_specs] == [4, 8, 16, 32]
     check_stage_contract(student)
-    engine = build_hybrid_engine(cfg, student, ["res5"])
+    engine = build_hybrid_engine(cfg, student, ["res5"], transfer_settings(cfg).mode)
     assert [s.scale for s in engine.teacher.stage_specs] == [4, 8, 16, 32]
     engine.train()
     x = torch.randn(IMAGE)
