@@ -132,7 +132,8 @@ class TransferBackbone(nn.Module):
 
         During ``TransferStep.run`` these are the active path's features (student channels),
         so the framework's own neck and heads compute each path's loss. Outside a step they
-        are the student path's: the features the heads were trained on.
+        are the plain student's own forward (``plain_student_features``): inference,
+        validation and export are the plain student, bit for bit, at no extra cost.
 
         Raises:
             HybridTrainingError: a training forward with a teacher outside the transfer step
@@ -145,7 +146,12 @@ class TransferBackbone(nn.Module):
                 f"the hybrid backbone ({self.transfer_key}={self.transfer!r}) was called for "
                 "training outside its transfer step, which would train the student alone: "
                 + self.wiring_hint)
-        return self.engine(x)
+        return self.plain_student_features(x)
+
+    def plain_student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The plain student's forward, as the engine's out_indices list (the framework's
+        subclass maps its student's output; by default the student returns that list)."""
+        return list(self.student(x))
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
         """The three paths' features at the student's out_indices (student channel counts)."""

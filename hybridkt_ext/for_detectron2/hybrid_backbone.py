@@ -70,6 +70,11 @@ class HybridBottomUp(TransferBackbone, Backbone):
             return x
         return self.as_dict(self.transfer_features(x))
 
+    def plain_student_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The plain student bottom-up's forward, in ``out_features`` order."""
+        features = self.student(x)
+        return [features[name] for name in self._out_features]
+
     def as_dict(self, features: Sequence[torch.Tensor]) -> FeatureDict:
         return dict(zip(self._out_features, features))
 
