@@ -113,4 +113,4 @@ def test_a_run_with_a_random_teacher_cannot_be_resumed_and_says_why(tmp_path, ci
     assert again.returncode == 1
     last = again.stderr.strip().splitlines()[-1]
     assert last.startswith("train_det: TeacherMismatchError: HybridKTHook: this run's teacher "
-                           "had no checkpoint (allow_random_init=True)"), last
+                           "had no file (allow_random_init): it is drawn anew at every build"), last
