@@ -126,7 +126,8 @@ def check_resumable(runner, checkpoint: dict) -> None:
             f"HybridKTHook: the checkpoint to resume was trained with "
             f"model.backbone.transfer={trained!r}, and this config sets {backbone.transfer!r}: "
             f"its optimiser state belongs to other parameters. Resume with transfer={trained!r}, "
-            f"or start a new run from these weights: {FRESH_START}.")
+            "or start a new run from these weights with load_from=<checkpoint> instead of "
+            "--resume.")
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict):
         return
@@ -142,4 +143,5 @@ def check_resumable(runner, checkpoint: dict) -> None:
             "HybridKTHook: the checkpoint to resume does not fit the model built from this "
             f"config: {'; '.join(differences)}. The student, switch_points or stage_groups "
             "changed since that run? Resume with the config the run was started with (a copy "
-            f"is in its work dir), or start a new run from these weights: {FRESH_START}.")
+            "is in its work dir), or start a new run from these weights with "
+            "load_from=<checkpoint> instead of --resume.")
