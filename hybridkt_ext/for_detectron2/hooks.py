@@ -10,12 +10,10 @@ from torch import nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from ..core import TeacherGuard
-from ..plotting import plot_alpha_and_path_losses
+from ..plotting import RECORDED_KEYS, plot_alpha_and_path_losses
 
 logger = logging.getLogger(__name__)
 
-# Storage keys the wired model writes each step (see transfer_wiring._transfer_forward).
-RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -14,9 +14,7 @@ from pathlib import Path
 
 from mmengine.hooks import LoggerHook
 
-from ..plotting import PLOT_NAME, plot_alpha_and_path_losses
-
-RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
+from ..plotting import PLOT_NAME, RECORDED_KEYS, plot_alpha_and_path_losses
 
 
 class PathLossLog:
