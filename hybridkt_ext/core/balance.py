@@ -33,7 +33,7 @@ class BalancedLoss:
             path loss is float64.
         alpha: the balancing weight used (detached float32 scalar tensor).
         l1, l2, l3: detached float32 path losses (student-first, teacher-first, student);
-            l1/l2 are None in student-only mode.
+            l1/l2 are None in student-only mode, one of them on an alternating step.
     """
 
     total: torch.Tensor
@@ -47,7 +47,11 @@ class BalancedLoss:
         values = {"hkt_alpha": self.alpha, "hkt_L3": self.l3}
         if self.l1 is not None:
             values["hkt_L1"] = self.l1
+        if self.l2 is not None:
             values["hkt_L2"] = self.l2
+        if (self.l1 is None) != (self.l2 is None):  # an alternating step: which path ran
+            values["hkt_path"] = torch.tensor(1.0 if self.l1 is not None else 2.0,
+                                             device=self.l3.device)
         return values
 
 
@@ -141,6 +145,41 @@ class LossBalancer:
             alpha = _dynamic_alpha(averaged)
         total = alpha.to(dtype) * (l1.to(dtype) + l2.to(dtype)) + l3.to(dtype)
         return BalancedLoss(total, alpha, local[0], local[1], local[2])
+
+    def one_path(self, lk: torch.Tensor, l3: torch.Tensor, path: str,
+                 step: int | None = None) -> BalancedLoss:
+        """The balanced loss of an alternating step, where one hybrid path ran.
+
+        alpha = L3 / Lk (dynamic) or ``fixed_alpha``, total = alpha * Lk + L3: alpha * Lk has
+        the magnitude of L3, as alpha * (L1 + L2) = 2 * L3 in the full step (eq. 2).
+
+        Args:
+            lk: the loss of the hybrid path that ran.
+            l3: the student path's loss.
+            path: ``"student_first"`` (lk is L1) or ``"teacher_first"`` (lk is L2).
+            step: the framework's training iteration, named in errors.
+
+        Raises:
+            NonFiniteLossError: a path loss (on this or another rank) is NaN or infinite.
+        """
+        if not self.uses_teacher:
+            raise ValueError("a student_only LossBalancer balances no hybrid path")
+        if path not in ("student_first", "teacher_first"):
+            raise ValueError(f"path={path!r} must be 'student_first' or 'teacher_first'")
+        self.num_calls += 1
+        first = path == "student_first"
+        names = (_PATH_NAMES[0] if first else _PATH_NAMES[1], _PATH_NAMES[2])
+        local = torch.stack([p.detach().float().reshape(()) for p in (lk, l3)])
+        averaged = self._averaged(local)
+        self._check_finite(names, local, averaged, step)
+        if self.mode == "fixed":
+            alpha = torch.tensor(self.fixed_alpha, dtype=torch.float32, device=l3.device)
+        else:  # L3 / Lk is 2 * L3 / (Lk + Lk): the full step's rule with Lk for both paths
+            alpha = _dynamic_alpha(torch.stack([averaged[0], averaged[0], averaged[1]]))
+        dtype = _total_dtype((lk, l3))
+        total = alpha.to(dtype) * lk.to(dtype) + l3.to(dtype)
+        return BalancedLoss(total, alpha, local[0] if first else None,
+                            None if first else local[0], local[1])
 
     def _averaged(self, losses: torch.Tensor) -> torch.Tensor:
         if self.sync_across_ranks and dist.is_available() and dist.is_initialized() \

@@ -29,6 +29,28 @@ def _has_running_stats(module: nn.Module) -> bool:
         and type(module).__name__ != "FrozenBatchNorm2d"
 
 
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether some norm layer inside ``module`` would, called now, couple the samples of a
+    batch: normalise with batch statistics or update running buffers from them.
+
+    False for LayerNorm/GroupNorm (per sample), FrozenBatchNorm2d, BatchNorm in eval mode with
+    running statistics (mmdet's ``norm_eval=True``), and InstanceNorm that tracks nothing while
+    training. Any other module with running buffers in training mode counts as coupling: a
+    custom synchronised BN cannot be told apart from one that updates its buffers. Read from the
+    modules' current state, so a later ``train()`` or SyncBN conversion is respected.
+    """
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            if m.training or m.running_mean is None:
+                return True
+        elif isinstance(m, nn.modules.instancenorm._InstanceNorm):
+            if m.training and m.track_running_stats:
+                return True
+        elif m.training and _has_running_stats(m):
+            return True
+    return False
+
+
 class RunningStatsGuard:
     """Freezes the running statistics of every norm layer inside a module, on demand.
 

@@ -10,6 +10,8 @@ keys the mode declares (``MODEL.HYBRIDKT.FITNET_WEIGHT``). So a new baseline is 
 Built-in modes:
 
 * ``hybrid``: the paper's three paths, balanced (L1 student-first, L2 teacher-first, L3 student);
+* ``hybrid_alternate``: the student path every step and one hybrid path, student-first on even
+  iterations and teacher-first on odd ones (about two thirds of a hybrid step's cost);
 * ``none``: the student alone (no teacher is built);
 * ``fitnet`` / ``at``: the student path plus FitNet's / attention transfer's mimicking loss on
   the teacher's stage features.
@@ -57,6 +59,8 @@ class TransferMode:
         needs_teacher: a teacher is built and frozen.
         hybrid_paths: the three paths run and are balanced (adapters and a path plan are
             built); otherwise only the student path runs.
+        alternate: of the two hybrid paths only one runs per step, by iteration parity
+            (``transfer_step.alternate_path``); needs ``hybrid_paths``.
         options: the options the mode's loss takes (``dict(weight=..., stages=...)``).
         build_loss: ``(engine, options) -> nn.Module`` for a mimicking loss, called on the
             student's and the teacher's stage features; None when the mode has none.
@@ -67,6 +71,7 @@ class TransferMode:
     summary: str
     needs_teacher: bool
     hybrid_paths: bool = False
+    alternate: bool = False
     options: tuple[str, ...] = ()
     build_loss: Callable[["HybridForward", dict], nn.Module] | None = None
     yaml_options: tuple[YamlOption, ...] = field(default=())
@@ -100,6 +105,8 @@ def register_transfer_mode(mode: TransferMode) -> TransferMode:
         raise ValueError(f"a transfer mode named {mode.name!r} is registered already.")
     if mode.hybrid_paths and not mode.needs_teacher:
         raise ValueError(f"transfer mode {mode.name!r}: hybrid paths need a teacher.")
+    if mode.alternate and not mode.hybrid_paths:
+        raise ValueError(f"transfer mode {mode.name!r}: alternating needs hybrid paths.")
     _MODES[mode.name] = mode
     return mode
 
@@ -168,3 +175,6 @@ register_transfer_mode(TransferMode(
                    "paper's value."),
         YamlOption("AT_STAGES", "stages", [], "Student stage indices used by AT; empty: all "
                    "stages.", empty_is_default=True))))
+register_transfer_mode(TransferMode(
+    "hybrid_alternate", "the student path and one hybrid path per step, alternating",
+    needs_teacher=True, hybrid_paths=True, alternate=True))

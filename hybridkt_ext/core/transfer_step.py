@@ -34,6 +34,15 @@ PATH_ORDER = ("student_first", "teacher_first", "student")
 _BALANCE_KEYS = ("mode", "fixed_alpha", "sync_across_ranks")
 
 
+def alternate_path(step: int) -> str:
+    """The hybrid path an alternating mode runs at ``step``: student-first on even steps.
+
+    A function of the iteration alone, so every rank runs the same path and a resumed run
+    continues the sequence.
+    """
+    return "student_first" if step % 2 == 0 else "teacher_first"
+
+
 def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -> LossBalancer:
     """``LossBalancer`` for ``balance=dict(mode='dynamic'|'fixed', fixed_alpha, ...)``.
 
@@ -99,6 +108,8 @@ class TransferStep:
         self._cache: Any = None
         self._input_shape: tuple[int, ...] | None = None
         self._mimic: torch.Tensor | None = None
+        self._paths: tuple[str, ...] = ()
+        self._num_runs = 0  # the step of an alternating mode when the framework passes none
 
     @property
     def running(self) -> bool:
@@ -118,7 +129,7 @@ class TransferStep:
         if self._cache is None:
             self._input_shape = tuple(x.shape)
             if self._mode.hybrid_paths:
-                self._cache = engine.forward_hybrid(x)
+                self._cache = engine.forward_hybrid(x, self._paths)
             elif self._transfer_loss[0] is None:
                 self._cache = engine(x)
             else:
@@ -150,7 +161,13 @@ class TransferStep:
             NonFiniteLossError: a path loss is not finite (before anything is returned).
             RuntimeError: ``forward`` did not call the hybrid backbone.
         """
-        paths = PATH_ORDER if self._mode.hybrid_paths else ("student",)
+        index = self._num_runs if step is None else step
+        self._num_runs += 1
+        if self._mode.alternate:
+            paths: tuple[str, ...] = (alternate_path(index), "student")
+        else:
+            paths = PATH_ORDER if self._mode.hybrid_paths else ("student",)
+        self._paths = paths
         losses: dict[str, Mapping[str, Any]] = {}
         try:
             for name in paths:
@@ -167,7 +184,9 @@ class TransferStep:
         finally:
             self.active, self._cache, self._mimic = None, None, None
         l3 = reduce(losses["student"])
-        if self._mode.hybrid_paths:
+        if self._mode.alternate:
+            balanced = self.balancer.one_path(reduce(losses[paths[0]]), l3, paths[0], step=step)
+        elif self._mode.hybrid_paths:
             balanced = self.balancer(reduce(losses["student_first"]),
                                      reduce(losses["teacher_first"]), l3, step=step)
         else:
