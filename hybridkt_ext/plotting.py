@@ -21,9 +21,10 @@ if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with a t
     from matplotlib.figure import Figure
 
 PLOT_NAME = "alpha_and_path_losses.png"
-# The logged values one run's plot draws, as every adapter records them per step.
-RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3")
 """The file name of a run's alpha and path-loss plot, in the run's work or output dir."""
+# The logged values one run's plot draws, as every adapter records them per step (hkt_path:
+# which hybrid path an alternating step ran).
+RECORDED_KEYS = ("hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3", "hkt_path")
 
 Rows = Sequence[Mapping[str, float]]
 

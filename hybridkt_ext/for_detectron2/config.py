@@ -59,6 +59,10 @@ def add_hybridkt_config(cfg: CN) -> None:
     # in backward instead of keeping their activations: less memory, more time (measured in
     # docs/performance.md); losses and gradients are identical either way.
     _C.MODEL.HYBRIDKT.RECOMPUTE_TEACHER = False
+    # "bf16" or "fp16": the frozen teacher's stages run in that dtype under autocast while the
+    # student and the adapters keep theirs (GPU time and memory; losses agree to ~1e-2
+    # relative). "" runs the teacher as the rest of the step.
+    _C.MODEL.HYBRIDKT.TEACHER_PRECISION = ""
     # Unpickle any class in the files this run reads (the teacher file, MODEL.WEIGHTS, resumed
     # checkpoints). False reads tensors, containers and numpy arrays only, so a pickle from
     # someone else cannot run code; set True only for files you trust (--trust-checkpoint).

@@ -25,6 +25,7 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from ..core import (HybridFeatures, HybridForward, InputConvention, StagedBackbone,
                     TransferBackbone, TransferMode, TransferSettings, transfer_mode,
                     transfer_mode_names)
+from ..core.hybrid_forward import check_teacher_precision
 from .config import CONFIG_BALANCE_MODES, DEFAULT_FIXED_ALPHA
 from .stage_split import match_teacher_stages, split_bottom_up
 from .teacher import build_teacher, student_input_convention, teacher_input_convention
@@ -145,18 +146,20 @@ def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone, out_features: Seq
                          f"(MODEL.FPN.IN_FEATURES or MODEL.RESNETS.OUT_FEATURES), but {missing} "
                          f"are not stages of the student bottom-up; its stages are {names}")
     out_indices = [names.index(f) for f in out_features]
-    teacher = None
-    if mode.needs_teacher:
-        teacher = match_teacher_stages(student, build_teacher(cfg))
     if not isinstance(hk.RECOMPUTE_TEACHER, bool):
         raise ValueError(f"MODEL.HYBRIDKT.RECOMPUTE_TEACHER must be True or False, got "
                          f"{hk.RECOMPUTE_TEACHER!r}")
+    teacher_precision = _teacher_precision(hk.TEACHER_PRECISION)  # before the teacher is built
+    teacher = None
+    if mode.needs_teacher:
+        teacher = match_teacher_stages(student, build_teacher(cfg))
     switch_points = list(hk.SWITCH_POINTS) or None
     return HybridForward(student, teacher, switch_points=switch_points, out_indices=out_indices,
                          student_input=student_input_convention(cfg),
                          teacher_input=teacher_input_convention(cfg),
                          hybrid_paths=mode.hybrid_paths,
-                         recompute_teacher=hk.RECOMPUTE_TEACHER)
+                         recompute_teacher=hk.RECOMPUTE_TEACHER,
+                         teacher_precision=teacher_precision)
 
 
 def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
@@ -210,3 +213,11 @@ def build_hybridkt_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> HybridBotto
     """The hybrid bottom-up alone, for configs without FPN: C4 (``MODEL.RESNETS.OUT_FEATURES``
     ['res4'], res5 in ``Res5ROIHeads``); three stages switch, stem+res2 | res3 | res4."""
     return build_hybrid_bottom_up(cfg, input_shape, list(cfg.MODEL.RESNETS.OUT_FEATURES))
+
+
+def _teacher_precision(value: object) -> str | None:
+    """``MODEL.HYBRIDKT.TEACHER_PRECISION``: "" (yacs has no None) is the step's own."""
+    if value == "":
+        return None
+    check_teacher_precision(value, "MODEL.HYBRIDKT.TEACHER_PRECISION", '""')
+    return value

@@ -36,6 +36,7 @@ from .teacher import teacher_input_convention
 def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None,
                      transfer: str = "hybrid", balance: Mapping[str, Any] | None = None,
                      switch_points: Sequence[int] = (), recompute_teacher: bool = False,
+                     teacher_precision: str | None = None,
                      out_features: Sequence[str] | None = None,
                      trust_checkpoints: bool = False,
                      **mode_options: Mapping[str, Any] | None) -> HybridBottomUp:
@@ -46,7 +47,8 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
         teacher: ``MODEL.HYBRIDKT.TEACHER`` keys in lower case; None only with transfer 'none'.
         transfer: a registered transfer mode: 'hybrid', 'none', 'fitnet' or 'at'.
         balance: ``dict(mode='dynamic'|'fixed', fixed_alpha=...)``.
-        switch_points, recompute_teacher: as ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``...``.
+        switch_points, recompute_teacher, teacher_precision: as
+            ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``RECOMPUTE_TEACHER`` / ``TEACHER_PRECISION``.
         out_features: the student stages the FPN reads (default: the student's own).
         trust_checkpoints: unpickle any class in the teacher file (trusted files only).
         **mode_options: the transfer mode's loss options under its name:
@@ -66,6 +68,7 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
         hk.TEACHER[key.upper()] = list(value) if isinstance(value, tuple) else value
     hk.TRANSFER, hk.SWITCH_POINTS = transfer, list(switch_points)
     hk.RECOMPUTE_TEACHER, hk.TRUST_CHECKPOINTS = recompute_teacher, trust_checkpoints
+    hk.TEACHER_PRECISION = teacher_precision or ""
     features = list(out_features or student.output_shape())
     engine = build_hybrid_engine(cfg, split_bottom_up(student), features, settings.mode)
     return HybridBottomUp(engine, features, settings,

@@ -30,6 +30,9 @@ class PathLossLog:
         scalars = runner.message_hub.log_scalars
         row = {k: float(scalars[f"train/{k}"].current()) for k in RECORDED_KEYS
                if f"train/{k}" in scalars}
+        # An alternating step ran one hybrid path: the other path's buffer holds the value of
+        # an earlier iteration.
+        row.pop({1.0: "hkt_L2", 2.0: "hkt_L1"}.get(row.get("hkt_path"), ""), None)
         if row:
             self.rows.append({"step": runner.iter + 1, **row})
         return bool(row)
