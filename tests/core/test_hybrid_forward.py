@@ -177,7 +177,7 @@ def test_shared_prefixes_cost_fewer_flops_with_identical_losses():
         return losses, counter.get_total_flops()
 
     shared_losses, shared_flops = step(lambda: engine.forward_hybrid(x))
-    naive_losses, naive_flops = step(lambda: naive_hybrid_forward(engine, x, sizes))
+    naive_losses, naive_flops = step(lambda: naive_hybrid_forward(engine, engine.teacher, x, sizes))
     for a, b in zip(shared_losses, naive_losses):
         torch.testing.assert_close(a, b)
     # The saving is S1's forward and backward, run once instead of twice.
