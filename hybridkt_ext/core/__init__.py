@@ -9,6 +9,9 @@ from .errors import (CheckpointMismatchError, HybridKTError, HybridTrainingError
                      TeacherMismatchError, UnsupportedBackboneError)
 from .atomic_files import replace_atomically, save_atomically, write_text_atomically
 from .export import export_student_state_dict
+from .activation_boundary import ActivationBoundaryLoss
+from .channel_wise_distillation import ChannelWiseDivergenceLoss
+from .factor_transfer import FactorTransferLoss
 from .feature_transfer import AttentionTransferLoss, FitNetLoss, kd_loss
 from .freezing import TeacherNotFrozenError, assert_teacher_frozen, freeze_teacher
 from .hybrid_forward import HybridFeatures, HybridForward
@@ -30,10 +33,12 @@ from .transfer_modes import (TransferMode, YamlOption, register_transfer_mode, t
 from .transfer_step import StepResult, TransferStep
 
 __all__ = [
-    "align_stages", "aligned_stage_groups", "allow_framework_checkpoints", "assert_teacher_frozen",
-    "AttentionTransferLoss", "BALANCE_MODES", "BalancedLoss", "check_stage_contract",
+    "ActivationBoundaryLoss", "align_stages", "aligned_stage_groups",
+    "allow_framework_checkpoints", "assert_teacher_frozen", "AttentionTransferLoss",
+    "BALANCE_MODES", "BalancedLoss", "ChannelWiseDivergenceLoss", "check_stage_contract",
     "CheckpointFileError", "CheckpointMismatchError", "CheckpointNotFoundError", "cut_into_stages",
-    "export_student_state_dict", "feature_map", "FeatureAdapter", "FitNetLoss", "freeze_teacher",
+    "export_student_state_dict", "FactorTransferLoss", "feature_map", "FeatureAdapter",
+    "FitNetLoss", "freeze_teacher",
     "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention",
     "kd_loss", "load_teacher_weights", "LossBalancer", "make_path_plan",
     "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",

@@ -1,8 +1,12 @@
 """A classifier trained with one of the paper's transfer modes, on the core engine.
 
-Modes: "none" (student alone), "kd", "fitnet", "at" (the paper's baselines), "hybrid" (dynamic
-alpha) and "fixed" (hybrid with a fixed alpha, Fig. 9). All share one student, one frozen
-teacher and one loss function (cross-entropy), so comparisons differ by the mode alone.
+Modes: "none" (student alone), "kd", "fitnet", "at", "ft", "ab" (the paper's Table 1
+baselines), "cwd" (channel-wise distillation), "hybrid" (dynamic alpha) and "fixed" (hybrid
+with a fixed alpha, Fig. 9). The mimicking baselines take their core loss's defaults except
+FitNet's weight, AT's beta and CWD's stage: the penultimate one, since a classifier's last
+stage is 1x1 at small inputs (32 px digits), where a spatial softmax is constant. All share
+one student, one frozen teacher and one loss function (cross-entropy), so comparisons differ
+by the mode alone.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from torch import nn
 from ..core import (HybridForward, StagedBackbone, TransferSettings, TransferStep, align_stages,
                     export_student_state_dict, kd_loss)
 
-MODES = ("none", "kd", "fitnet", "at", "hybrid", "fixed")
+MODES = ("none", "kd", "fitnet", "at", "ft", "ab", "cwd", "hybrid", "fixed")
 
 
 class TransferClassifier(nn.Module):
@@ -58,7 +62,8 @@ class TransferClassifier(nn.Module):
         # Every mode but KD is one of the core's transfer modes: one dispatch for all adapters.
         core_mode = {"fixed": "hybrid", "kd": "none"}.get(mode, mode)
         balance = dict(mode="fixed", fixed_alpha=fixed_alpha) if mode == "fixed" else None
-        options = {"fitnet": dict(weight=fitnet_weight), "at": dict(beta=at_beta)}
+        options = {"fitnet": dict(weight=fitnet_weight), "at": dict(beta=at_beta),
+                   "cwd": dict(stages=[last - 1])}
         settings = TransferSettings.check(core_mode, balance, {core_mode: options.get(core_mode)},
                                           teacher is not None, "mode")
         self.engine = HybridForward(student, teacher, switch_points=switch_points,

@@ -152,7 +152,7 @@ def test_any_unknown_command_line_key_names_the_closest_key(tmp_path, key, close
 @needs_detectron2
 def test_an_unknown_key_without_a_close_one_lists_its_siblings(tmp_path):
     line = _refused(tmp_path, "--config-file", str(SYNTHETIC), "MODEL.HYBRIDKT.ZZZ", "1")
-    assert "The keys under MODEL.HYBRIDKT are ['AT_BETA'," in line, line
+    assert "The keys under MODEL.HYBRIDKT are ['AB_MARGIN'," in line, line
 
 
 @needs_detectron2
