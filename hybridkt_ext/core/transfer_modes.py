@@ -14,7 +14,10 @@ Built-in modes:
   iterations and teacher-first on odd ones (about two thirds of a hybrid step's cost);
 * ``none``: the student alone (no teacher is built);
 * ``fitnet`` / ``at``: the student path plus FitNet's / attention transfer's mimicking loss on
-  the teacher's stage features.
+  the teacher's stage features;
+* ``ft`` / ``ab`` / ``cwd``: the same with factor transfer's, activation boundaries' or
+  channel-wise distillation's loss (the paper's Table 1 baselines FT and AB; CWD for dense
+  prediction).
 """
 from __future__ import annotations
 
@@ -23,7 +26,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from torch import nn
 
+from .activation_boundary import ActivationBoundaryLoss
+from .channel_wise_distillation import ChannelWiseDivergenceLoss
 from .closest_names import did_you_mean, keyword_names, refuse_unknown_keys
+from .factor_transfer import FactorTransferLoss
 from .feature_transfer import AttentionTransferLoss, FitNetLoss
 
 if TYPE_CHECKING:  # the engine imports nothing from here; only the loss builders take it
@@ -150,9 +156,13 @@ def mode_options(given: Mapping[str, Any], selected: TransferMode,
     return dict(given.get(selected.name) or {})
 
 
-def _fitnet(engine: "HybridForward", options: dict) -> nn.Module:
-    return FitNetLoss([s.channels for s in engine.student.stage_specs],
-                      [s.channels for s in engine.teacher.stage_specs], **options)
+def _with_channels(loss_class: type[nn.Module]
+                   ) -> Callable[["HybridForward", dict], nn.Module]:
+    """A ``build_loss`` for a loss taking the student's and teacher's stage channels first."""
+    def build(engine: "HybridForward", options: dict) -> nn.Module:
+        return loss_class([s.channels for s in engine.student.stage_specs],
+                          [s.channels for s in engine.teacher.stage_specs], **options)
+    return build
 
 
 register_transfer_mode(TransferMode(
@@ -161,7 +171,7 @@ register_transfer_mode(TransferMode(
 register_transfer_mode(TransferMode("none", "the student alone", needs_teacher=False))
 register_transfer_mode(TransferMode(
     "fitnet", "FitNet hints (Romero et al. 2015) on the teacher's stages", needs_teacher=True,
-    options=tuple(keyword_names(FitNetLoss)[2:]), build_loss=_fitnet, yaml_options=(
+    options=tuple(keyword_names(FitNetLoss)[2:]), build_loss=_with_channels(FitNetLoss), yaml_options=(
         YamlOption("FITNET_WEIGHT", "weight", 1.0,
                    "Weight of the FitNet hint loss; tune per setting as the paper did."),
         YamlOption("FITNET_STAGES", "stages", [],
@@ -178,3 +188,33 @@ register_transfer_mode(TransferMode(
 register_transfer_mode(TransferMode(
     "hybrid_alternate", "the student path and one hybrid path per step, alternating",
     needs_teacher=True, hybrid_paths=True, alternate=True))
+register_transfer_mode(TransferMode(
+    "ft", "factor transfer (Kim et al. 2018) on the teacher's stages", needs_teacher=True,
+    options=tuple(keyword_names(FactorTransferLoss)[2:]),
+    build_loss=_with_channels(FactorTransferLoss), yaml_options=(
+        YamlOption("FT_BETA", "beta", 1000.0, "Weight of the factor-transfer term; tune per "
+                   "setting."),
+        YamlOption("FT_RATE", "rate", 0.5, "Paraphrase rate: factor channels / teacher "
+                   "channels (0.5 in the FT paper)."),
+        YamlOption("FT_RECONSTRUCTION_WEIGHT", "reconstruction_weight", 1.0, "Weight of the "
+                   "paraphraser's reconstruction loss (it trains online, from the start)."),
+        YamlOption("FT_STAGES", "stages", [], "Student stage indices of FT; empty: the last "
+                   "stage.", empty_is_default=True))))
+register_transfer_mode(TransferMode(
+    "ab", "activation-boundary transfer (Heo et al. 2019) on the teacher's stages",
+    needs_teacher=True, options=tuple(keyword_names(ActivationBoundaryLoss)[2:]),
+    build_loss=_with_channels(ActivationBoundaryLoss), yaml_options=(
+        YamlOption("AB_WEIGHT", "weight", 1.0, "Weight of the activation-boundary loss."),
+        YamlOption("AB_MARGIN", "margin", 1.0, "Margin m of the boundary loss (1 in the AB "
+                   "paper)."),
+        YamlOption("AB_STAGES", "stages", [], "Student stage indices of AB; empty: the last "
+                   "stage.", empty_is_default=True))))
+register_transfer_mode(TransferMode(
+    "cwd", "channel-wise distillation (Shu et al. 2021) on the teacher's stages",
+    needs_teacher=True, options=tuple(keyword_names(ChannelWiseDivergenceLoss)[2:]),
+    build_loss=_with_channels(ChannelWiseDivergenceLoss), yaml_options=(
+        YamlOption("CWD_WEIGHT", "weight", 3.0, "Weight of the channel-wise divergence (3.0 "
+                   "as in MMRazor's CWD configs)."),
+        YamlOption("CWD_TAU", "tau", 1.0, "Temperature of the per-channel spatial softmax."),
+        YamlOption("CWD_STAGES", "stages", [], "Student stage indices of CWD; empty: the last "
+                   "stage.", empty_is_default=True))))
