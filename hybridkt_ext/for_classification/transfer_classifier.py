@@ -1,8 +1,9 @@
 """A classifier trained with one of the paper's transfer modes, on the core engine.
 
 Modes: "none" (student alone), "kd", "fitnet", "at", "ft", "ab" (the paper's Table 1
-baselines), "cwd" (channel-wise distillation), "hybrid" (dynamic alpha) and "fixed" (hybrid
-with a fixed alpha, Fig. 9). The mimicking baselines take their core loss's defaults except
+baselines), "cwd" (channel-wise distillation), "hybrid" (dynamic alpha), "hybrid_alternate"
+(the student path and one hybrid path per step) and "fixed" (hybrid with a fixed alpha,
+Fig. 9). The mimicking baselines take their core loss's defaults except
 FitNet's weight, AT's beta and CWD's stage: the penultimate one, since a classifier's last
 stage is 1x1 at small inputs (32 px digits), where a spatial softmax is constant. All share
 one student, one frozen teacher and one loss function (cross-entropy), so comparisons differ
@@ -19,7 +20,8 @@ from torch import nn
 from ..core import (HybridForward, StagedBackbone, TransferSettings, TransferStep, align_stages,
                     export_student_state_dict, kd_loss)
 
-MODES = ("none", "kd", "fitnet", "at", "ft", "ab", "cwd", "hybrid", "fixed")
+MODES = ("none", "kd", "fitnet", "at", "ft", "ab", "cwd", "hybrid", "hybrid_alternate",
+         "fixed")
 
 
 class TransferClassifier(nn.Module):

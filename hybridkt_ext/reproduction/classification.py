@@ -19,7 +19,8 @@ from .tables import ResultTable
 # The paper's Table 1 (ImageNet top-1, %): ResNet-50 teacher, MobileNet-v1 student.
 PAPER_TABLE1 = {"teacher": 76.16, "none": 68.87, "kd": 68.58, "at": 69.56, "hybrid": 71.39}
 MODE_LABELS = {"none": "no teacher", "kd": "KD", "fitnet": "FitNet", "at": "AT", "ft": "FT",
-               "ab": "AB", "cwd": "CWD", "hybrid": "hybrid forward (dynamic alpha)"}
+               "ab": "AB", "cwd": "CWD", "hybrid": "hybrid forward (dynamic alpha)",
+               "hybrid_alternate": "hybrid forward, one hybrid path per step"}
 
 
 @dataclass

@@ -35,6 +35,10 @@ def test_each_mode_takes_optimiser_steps_and_logs(mode, digits):
         assert {"hkt_alpha", "hkt_L1", "hkt_L2", "hkt_L3"} <= set(rows[0])
         if mode == "fixed":
             assert all(r["hkt_alpha"] == 0.5 for r in rows)
+    elif mode == "hybrid_alternate":  # student-first, teacher-first, ... one per step
+        assert [r["hkt_path"] for r in rows] == [1.0, 2.0, 1.0, 2.0]
+        assert all(r["hkt_alpha"] == pytest.approx(r["hkt_L3"] / r[f"hkt_L{int(r['hkt_path'])}"],
+                                                   rel=1e-5) for r in rows)
     elif mode != "none":
         assert rows[0]["hkt_transfer"] > 0 and rows[0]["hkt_L3"] > 0
     student_after = model.engine.student.state_dict()
