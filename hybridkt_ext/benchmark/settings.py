@@ -124,6 +124,31 @@ def mit_b0():
         num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1])))
 
 
+def frozen_bn(model: nn.Module, size: tuple[int, int] = (64, 64)) -> nn.Module:
+    """``model`` with every BatchNorm2d replaced by FrozenBatchNorm2d holding its statistics.
+
+    A random ResNet-50 with identity norms overflows to NaN; detectron2 freezes pretrained
+    statistics, so here the statistics of a few random batches are frozen instead.
+    """
+    from torchvision.ops import FrozenBatchNorm2d
+
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(4, 3, *size))
+    for parent in list(model.modules()):
+        for key, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                for buf in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, buf).copy_(getattr(child, buf).detach())
+                setattr(parent, key, frozen)
+    return model
+
+
 def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None, Callable]:
     """The engine, the head modules outside it, and ``loss(features, images, targets)``.
 
@@ -143,13 +168,13 @@ def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None
             # Output stride 8 like DeepLab's R-D8 backbones for segmentation; torchvision's
             # BasicBlock ResNets (18/34) cannot dilate, so they stay at stride 32 and the
             # adapters interpolate.
-            # "-frozenbn": detectron2's norm, statistics frozen (here at their initial values).
+            # "-frozenbn": detectron2's norm, BN statistics frozen into FrozenBatchNorm2d.
             name, frozen = name.removesuffix("-frozenbn"), name.endswith("-frozenbn")
             dilate = s.task == "seg" and name not in ("resnet18", "resnet34")
-            norm = {"norm_layer": torchvision.ops.FrozenBatchNorm2d} if frozen else {}
-            return getattr(torchvision.models, name)(
+            model = getattr(torchvision.models, name)(
                 weights=None, replace_stride_with_dilation=[False, True, True] if dilate
-                else None, **norm)
+                else None)
+            return frozen_bn(model) if frozen else model
 
         if s.student == "mmseg.mit_b0":
             student = mit_b0()

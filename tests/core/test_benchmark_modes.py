@@ -1,4 +1,4 @@
-"""The benchmark's modes measure what they say: no mode's configuration is undone behind its back."""
+"""The benchmark modes measure what they say: none has its configuration undone behind its back."""
 
 from __future__ import annotations
 
