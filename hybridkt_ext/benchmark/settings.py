@@ -46,10 +46,6 @@ SETTINGS = {
     # A transformer student: SegFormer's MiT-B0 (mmseg's own module) under the DeepLab teacher.
     "seg_r101_mitb0": Setting("seg_r101_mitb0", "resnet101", "mmseg.mit_b0", "seg", 2,
                               (512, 1024), 2, (64, 128)),
-    # A student that keeps no batch statistics, as detectron2 trains its ResNets: FrozenBN
-    # (torchvision.ops.FrozenBatchNorm2d), so the engine fuses its paired stages.
-    "det_frozenbn_r101_r50": Setting("det_frozenbn_r101_r50", "resnet101", "resnet50-frozenbn",
-                                     "det", 2, (1024, 2048), 1, (128, 256)),
     # A teacher from timm's zoo, split from its own FeatureInfo.
     "cls_timm-convnext-t_mbv1": Setting("cls_timm-convnext-t_mbv1", "timm.convnext_tiny",
                                         "mobilenet_v1", "cls", 32, (224, 224), 4, (64, 64)),
@@ -124,31 +120,6 @@ def mit_b0():
         num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1])))
 
 
-def frozen_bn(model: nn.Module, size: tuple[int, int] = (64, 64)) -> nn.Module:
-    """``model`` with every BatchNorm2d replaced by FrozenBatchNorm2d holding its statistics.
-
-    A random ResNet-50 with identity norms overflows to NaN; detectron2 freezes pretrained
-    statistics, so here the statistics of a few random batches are frozen instead.
-    """
-    from torchvision.ops import FrozenBatchNorm2d
-
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None  # cumulative average over the calibration batches
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(4, 3, *size))
-    for parent in list(model.modules()):
-        for key, child in parent.named_children():
-            if isinstance(child, nn.BatchNorm2d):
-                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-                for buf in ("weight", "bias", "running_mean", "running_var"):
-                    getattr(frozen, buf).copy_(getattr(child, buf).detach())
-                setattr(parent, key, frozen)
-    return model
-
-
 def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None, Callable]:
     """The engine, the head modules outside it, and ``loss(features, images, targets)``.
 
@@ -168,13 +139,10 @@ def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None
             # Output stride 8 like DeepLab's R-D8 backbones for segmentation; torchvision's
             # BasicBlock ResNets (18/34) cannot dilate, so they stay at stride 32 and the
             # adapters interpolate.
-            # "-frozenbn": detectron2's norm, BN statistics frozen into FrozenBatchNorm2d.
-            name, frozen = name.removesuffix("-frozenbn"), name.endswith("-frozenbn")
             dilate = s.task == "seg" and name not in ("resnet18", "resnet34")
-            model = getattr(torchvision.models, name)(
+            return getattr(torchvision.models, name)(
                 weights=None, replace_stride_with_dilation=[False, True, True] if dilate
                 else None)
-            return frozen_bn(model) if frozen else model
 
         if s.student == "mmseg.mit_b0":
             student = mit_b0()
