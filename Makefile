@@ -17,4 +17,4 @@ demo-cls: setup
 	$(PY) tools/train_cls.py --demo --overwrite
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
