@@ -49,7 +49,7 @@ def test_a_synthetic_lazy_config_trains_through_train_net(name, tmp_path):
                OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
-         str(LAZY / name), "train.max_iter=4", f"train.output_dir={out}",
+         str(LAZY / name), "train.max_iter=2", f"train.output_dir={out}",
          "dataloader.train.dataset.names=citypersons_synthetic_mini_train",
          "dataloader.test.dataset.names=citypersons_synthetic_mini_val",
          "dataloader.evaluator.dataset_name=citypersons_synthetic_mini_val",
@@ -58,7 +58,7 @@ def test_a_synthetic_lazy_config_trains_through_train_net(name, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(r) for r in (out / "metrics.json").read_text().splitlines()]
     trained = [r for r in rows if "hkt_alpha" in r]
-    assert [r["iteration"] for r in trained] == [0, 1, 2, 3]
+    assert [r["iteration"] for r in trained] == [0, 1]  # two steps: CI time, same checks
     for row in trained:
         alpha = 2 * row["hkt_L3"] / (row["hkt_L1"] + row["hkt_L2"])
         assert row["hkt_alpha"] == pytest.approx(alpha, rel=1e-4)
