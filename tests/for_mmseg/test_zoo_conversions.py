@@ -66,11 +66,13 @@ def _ci_config(path: Path, teacher: Path, data_root: Path, work_dir: Path) -> Pa
         cfg[loader].batch_size = 2
         cfg[loader].dataset.data_root = str(data_root)
         cfg[loader].dataset.synthetic.update(SMALL_DATA)
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=4, val_interval=4)
-    cfg.param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=4,
+    # Two iterations: every check below needs only a trained step, a checkpoint and an
+    # evaluation (CI time).
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2)
+    cfg.param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=2,
                                 by_epoch=False)]
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=1, log_metric_by_epoch=False)
-    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=4)
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=2)
     size = next((size for name, size in PAD_TO.items() if path.name.startswith(name)), None)
     cfg.model.data_preprocessor.size = size or (64, 128)
     if size:
@@ -116,10 +118,10 @@ def test_a_converted_stock_config_trains_through_train_seg(path, tmp_path, data_
     done = subprocess.run([sys.executable, str(REPO / "tools" / "train_seg.py"), str(config)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (work / "iter_4.pth").exists()
+    assert (work / "iter_2.pth").exists()
     rows = [json.loads(r) for r in next(work.glob("*/vis_data/scalars.json")).read_text()
             .splitlines() if r.strip()]
     trained = [r for r in rows if "hkt_alpha" in r]
-    assert [r["step"] for r in trained] == [1, 2, 3, 4]
+    assert [r["step"] for r in trained] == [1, 2]
     assert all(r["hkt_alpha"] > 0 and r["hkt_L1"] > 0 and r["hkt_L2"] > 0 for r in trained)
     assert any("mIoU" in r for r in rows)  # the stock head was evaluated after training
