@@ -17,41 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .stage_pairs import (StagePairLoss, check_feature_lists, check_non_negative, check_stages,
+                          resize_to)
+
 __all__ = ["AttentionTransferLoss", "FitNetLoss", "kd_loss"]
 
 
-def _check_stages(stages: Sequence[int], num_stages: int | None) -> tuple[int, ...]:
-    stages = tuple(stages)
-    if not stages:
-        raise ValueError("`stages` must name at least one stage index; got an empty list.")
-    if len(set(stages)) != len(stages):
-        raise ValueError(f"`stages` has duplicate indices: {list(stages)}.")
-    for index in stages:
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            raise ValueError(f"`stages` must hold non-negative ints; got {index!r}.")
-        if num_stages is not None and index >= num_stages:
-            raise ValueError(
-                f"stage index {index} is out of range for {num_stages} stages "
-                f"(valid: 0..{num_stages - 1})."
-            )
-    return stages
-
-
-def _check_feature_lists(
-    student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], stages: Sequence[int]
-) -> None:
-    if len(student) != len(teacher):
-        raise ValueError(
-            f"got {len(student)} student features but {len(teacher)} teacher features; pass "
-            "one feature per stage for both."
-        )
-    if max(stages) >= len(student):
-        raise ValueError(
-            f"stage index {max(stages)} is out of range for {len(student)} stage features."
-        )
-
-
-class FitNetLoss(nn.Module):
+class FitNetLoss(StagePairLoss):
     """FitNet hint loss: regress student stage features onto the teacher's.
 
     For each chosen stage, a 1x1 convolution (the FitNet regressor, trained with the student)
@@ -77,62 +49,19 @@ class FitNetLoss(nn.Module):
         stages: Sequence[int] | None = None,
         weight: float = 1.0,
     ) -> None:
-        super().__init__()
-        if len(student_channels) != len(teacher_channels):
-            raise ValueError(
-                f"student has {len(student_channels)} stages but teacher has "
-                f"{len(teacher_channels)}; give channels for the same stages on both sides."
-            )
-        if not student_channels:
-            raise ValueError("`student_channels` and `teacher_channels` must not be empty.")
-        for name, channels in (("student", student_channels), ("teacher", teacher_channels)):
-            if any(c <= 0 for c in channels):
-                raise ValueError(f"{name} channels must be positive; got {list(channels)}.")
-        if weight < 0:
-            raise ValueError(f"`weight` must be non-negative; got {weight}.")
-        num_stages = len(student_channels)
-        self.stages = _check_stages(
-            [num_stages // 2] if stages is None else stages, num_stages
-        )
-        self.weight = float(weight)
-        self.student_channels = tuple(student_channels)
-        self.teacher_channels = tuple(teacher_channels)
+        super().__init__(student_channels, teacher_channels,
+                         [len(student_channels) // 2] if stages is None else stages)
+        self.weight = check_non_negative("weight", weight)
         self.regressors = nn.ModuleList(
             nn.Conv2d(student_channels[i], teacher_channels[i], kernel_size=1)
             for i in self.stages
         )
 
-    def forward(
-        self, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]
-    ) -> torch.Tensor:
-        """Computes the weighted hint loss.
-
-        Args:
-            student_feats: the student's stage features, (N, C_s_i, H_i, W_i) each.
-            teacher_feats: the teacher's stage features, (N, C_t_i, H'_i, W'_i) each.
-
-        Returns:
-            A scalar tensor.
-        """
-        _check_feature_lists(student_feats, teacher_feats, self.stages)
-        total = student_feats[0].new_zeros(())
-        for index, regressor in zip(self.stages, self.regressors):
-            student, teacher = student_feats[index], teacher_feats[index].detach()
-            if student.shape[1] != self.student_channels[index] or (
-                teacher.shape[1] != self.teacher_channels[index]
-            ):
-                raise ValueError(
-                    f"stage {index}: features have {student.shape[1]} (student) and "
-                    f"{teacher.shape[1]} (teacher) channels, but the loss was built for "
-                    f"{self.student_channels[index]} and {self.teacher_channels[index]}."
-                )
-            hint = regressor(student)
-            if hint.shape[-2:] != teacher.shape[-2:]:
-                hint = F.interpolate(
-                    hint, size=teacher.shape[-2:], mode="bilinear", align_corners=False
-                )
-            total = total + F.mse_loss(hint, teacher)
-        return self.weight * total
+    def pair_loss(self, position: int, student: torch.Tensor, teacher: torch.Tensor
+                  ) -> torch.Tensor:
+        """The weighted hint loss of the ``position``-th chosen stage."""
+        hint = resize_to(self.regressors[position](student), teacher.shape[-2:])
+        return self.weight * F.mse_loss(hint, teacher)
 
 
 class AttentionTransferLoss(nn.Module):
@@ -160,7 +89,7 @@ class AttentionTransferLoss(nn.Module):
             raise ValueError(f"`beta` must be non-negative; got {beta}.")
         if p <= 0:
             raise ValueError(f"`p` must be positive; got {p}.")
-        self.stages = None if stages is None else _check_stages(stages, None)
+        self.stages = None if stages is None else check_stages(stages, None)
         self.beta = float(beta)
         self.p = float(p)
 
@@ -186,7 +115,7 @@ class AttentionTransferLoss(nn.Module):
         stages = tuple(range(len(student_feats))) if self.stages is None else self.stages
         if not stages:
             raise ValueError("AttentionTransferLoss got no stage features.")
-        _check_feature_lists(student_feats, teacher_feats, stages)
+        check_feature_lists(student_feats, teacher_feats, stages)
         total = student_feats[0].new_zeros(())
         for index in stages:
             teacher = teacher_feats[index].detach()

@@ -1,7 +1,7 @@
 """The base of the mimicking losses that pair a student and a teacher stage, and its checks.
 
-FT, AB and CWD each build per-stage modules from channel counts (a translator, a connector, an
-aligner), so they validate the channels, the chosen stages and each feature pair the same way.
+FitNet, FT, AB and CWD each build per-stage modules from channel counts (a regressor, a
+translator, a connector, an aligner), so they validate the channels, the chosen stages and each feature pair the same way.
 """
 from __future__ import annotations
 
@@ -11,7 +11,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .feature_transfer import _check_feature_lists, _check_stages
+
+def check_stages(stages: Sequence[int], num_stages: int | None) -> tuple[int, ...]:
+    """The stage indices as a tuple; refuses an empty list, duplicates, non-ints and indices
+    past ``num_stages`` (None: no upper bound known yet)."""
+    stages = tuple(stages)
+    if not stages:
+        raise ValueError("`stages` must name at least one stage index; got an empty list.")
+    if len(set(stages)) != len(stages):
+        raise ValueError(f"`stages` has duplicate indices: {list(stages)}.")
+    for index in stages:
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError(f"`stages` must hold non-negative ints; got {index!r}.")
+        if num_stages is not None and index >= num_stages:
+            raise ValueError(
+                f"stage index {index} is out of range for {num_stages} stages "
+                f"(valid: 0..{num_stages - 1})."
+            )
+    return stages
+
+
+def check_feature_lists(
+    student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], stages: Sequence[int]
+) -> None:
+    """Refuses feature lists of different lengths or without a chosen stage."""
+    if len(student) != len(teacher):
+        raise ValueError(
+            f"got {len(student)} student features but {len(teacher)} teacher features; pass "
+            "one feature per stage for both."
+        )
+    if max(stages) >= len(student):
+        raise ValueError(
+            f"stage index {max(stages)} is out of range for {len(student)} stage features."
+        )
 
 
 def check_channels(student_channels: Sequence[int], teacher_channels: Sequence[int]) -> None:
@@ -36,7 +68,7 @@ def check_non_negative(name: str, value: float) -> float:
 
 def chosen_stages(stages: Sequence[int] | None, num_stages: int) -> tuple[int, ...]:
     """The checked stage indices; default: the last stage."""
-    return _check_stages([num_stages - 1] if stages is None else stages, num_stages)
+    return check_stages([num_stages - 1] if stages is None else stages, num_stages)
 
 
 def resize_to(feature: torch.Tensor, size: torch.Size) -> torch.Tensor:
@@ -87,7 +119,7 @@ class StagePairLoss(nn.Module):
             ValueError: the lists do not hold a chosen stage, or its channels are not those
                 the loss was built for.
         """
-        _check_feature_lists(student_feats, teacher_feats, self.stages)
+        check_feature_lists(student_feats, teacher_feats, self.stages)
         total = student_feats[0].new_zeros(())
         for position, index in enumerate(self.stages):
             student, teacher = student_feats[index], teacher_feats[index].detach()
