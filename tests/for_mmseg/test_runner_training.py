@@ -1,5 +1,8 @@
-"""Two iterations of every synthetic config with the real mmengine Runner (CPU)."""
+"""Two iterations of every synthetic config with the real mmengine Runner (CPU), and of the
+hybrid one switched to transfer='cwd' (channel-wise distillation)."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -50,3 +53,32 @@ def test_hook_rejects_unfrozen_teacher(tmp_path, data_dirs, teacher_checkpoint):
     next(runner.model.backbone.teacher.parameters()).requires_grad_(True)
     with pytest.raises(TeacherNotFrozenError, match="before training.*trainable"):
         runner.train()
+
+
+CWD = {"model.backbone.transfer": "cwd", "model.backbone.cwd": dict(weight=2.0, tau=2.0)}
+
+
+def test_cwd_trains_the_student_path_plus_its_divergence(tmp_path, data_dirs):
+    """transfer='cwd' on the shipped hybrid config: only the student path runs (no alpha, no
+    L1/L2), and the optimised loss is its task loss plus the logged channel-wise divergence."""
+    runner = run_config(HYBRID_CONFIG, tmp_path, data_dirs["cityscapes"], extra=CWD)
+    cwd = runner.model.backbone.transfer_loss  # the options under model.backbone.cwd reached it
+    assert type(cwd).__name__ == "ChannelWiseDivergenceLoss" and (cwd.weight, cwd.tau) == (2, 2)
+    rows = [r for r in read_scalars(tmp_path) if "loss" in r]
+    assert len(rows) == 2
+    totals = []
+    for r in rows:
+        assert "hkt_transfer" in r and "hkt_L3" in r
+        assert math.isfinite(r["hkt_transfer"]) and r["hkt_transfer"] > 0
+        assert not {"hkt_alpha", "hkt_L1", "hkt_L2"} & set(r)
+        totals.append(r["hkt_L3"] + r["hkt_transfer"])
+        # mmengine logs keys with "loss" in them as a running mean (LogProcessor's window)
+        assert r["loss"] == pytest.approx(sum(totals) / len(totals), rel=1e-5)
+    assert not (tmp_path / "alpha_and_path_losses.png").exists()
+
+
+def test_unknown_cwd_option_is_refused_naming_the_closest(tmp_path, data_dirs):
+    extra = {**CWD, "model.backbone.cwd": dict(weigth=2.0)}
+    with pytest.raises(ValueError,
+                       match=r"HybridBackbone cwd: unknown key 'weigth'\. Did you mean 'weight'\?"):
+        run_config(HYBRID_CONFIG, tmp_path, data_dirs["cityscapes"], extra=extra, train=False)
