@@ -120,7 +120,9 @@ def test_detection_runs_on_mmdet_where_detectron2_is_missing(monkeypatch):
 def test_an_option_no_chosen_experiment_takes_is_refused(tmp_path):
     from hybridkt_ext.reproduction.runner import split_options
 
-    with pytest.raises(ValueError, match=r"iters \(taken by \['segmentation', 'detection'\]\)"):
+    with pytest.raises(ValueError, match=r"iters \(taken by \['segmentation', 'detection', "
+                                         r"'matched_compute_segmentation', "
+                                         r"'matched_compute_detection'\]\)"):
         run_experiments(["classification"], tmp_path, tmp_path, seeds=[0], quick=True,
                         progress=lambda _: None, iters=10)
     with pytest.raises(ValueError, match="epoch"):
@@ -137,20 +139,20 @@ def test_a_diverged_detection_run_is_a_nan_row_and_other_failures_stop(tmp_path)
     import sys
     from types import SimpleNamespace
 
-    from hybridkt_ext.reproduction.detection import METRICS, DetectionTables, Run, _train
+    from hybridkt_ext.reproduction.detection import METRICS, DetectionTables, Run, train_run
 
     def backend(message):
         code = f"import sys; sys.stderr.write({message!r}); sys.exit(1)"
         return SimpleNamespace(command=lambda *a: [sys.executable, "-c", code])
 
-    found, rows, _ = _train(backend("train_det: NonFiniteLossError: L1 is nan at step 7"),
+    found, rows, _ = train_run(backend("train_det: NonFiniteLossError: L1 is nan at step 7"),
                             Run(0, "hybrid"), tmp_path, tmp_path / "t.pth", [])
     assert set(found) == set(METRICS) and all(math.isnan(v) for v in found.values())
     tables = DetectionTables(fig8_too=False)
     tables.add(Run(0, "hybrid"), found, rows)
     assert "1 diverged" in tables.t4.to_markdown()
     with pytest.raises(RuntimeError, match="(?s)hybrid seed 0 failed:.*no such file"):
-        _train(backend("train_det: FileNotFoundError: no such file"), Run(0, "hybrid"),
+        train_run(backend("train_det: FileNotFoundError: no such file"), Run(0, "hybrid"),
                tmp_path, tmp_path / "t.pth", [])
 
 
@@ -193,7 +195,7 @@ def test_each_detection_run_gets_this_process_torch_thread_count(tmp_path, monke
 
     import torch
 
-    from hybridkt_ext.reproduction.detection import METRICS, Run, _train
+    from hybridkt_ext.reproduction.detection import METRICS, Run, train_run
 
     seen = tmp_path / "threads"
     code = f"import os; open({str(seen)!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
@@ -204,7 +206,7 @@ def test_each_detection_run_gets_this_process_torch_thread_count(tmp_path, monke
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tools/reproduce.py --threads 1 (its default)
     try:
-        found, _, _ = _train(backend, Run(0, "none"), tmp_path, tmp_path / "t.pth", [])
+        found, _, _ = train_run(backend, Run(0, "none"), tmp_path, tmp_path / "t.pth", [])
     finally:
         torch.set_num_threads(threads)
     assert seen.read_text() == "1" and found["MR2_All"] == 50.0

@@ -76,6 +76,24 @@ def load_classification_teacher(arch: str, num_classes: int, checkpoint: Path, p
     return teacher, head
 
 
+def build_transfer_classifier(mode: str, student_arch: str, num_classes: int,
+                              teacher_arch: str | None = None,
+                              teacher_checkpoint: Path | None = None, teacher_prefix: str = "",
+                              fixed_alpha: float = 1.0, switch_points=None
+                              ) -> TransferClassifier:
+    """The student (random initialisation from torch's current seed) and, unless ``mode`` is
+    "none", the loaded teacher, wired for ``mode``."""
+    student, student_head = staged_classifier(student_arch, num_classes)
+    teacher = teacher_head = None
+    if mode != "none":
+        if teacher_arch is None or teacher_checkpoint is None:
+            raise ValueError(f"mode {mode!r} needs --teacher and --teacher-checkpoint")
+        teacher, teacher_head = load_classification_teacher(
+            teacher_arch, num_classes, teacher_checkpoint, teacher_prefix, with_head=mode == "kd")
+    return TransferClassifier(student, student_head, mode, teacher, teacher_head,
+                              fixed_alpha=fixed_alpha, switch_points=switch_points)
+
+
 def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dataset,
                   test_set: Dataset, cfg: TrainConfig, work_dir: Path,
                   teacher_arch: str | None = None, teacher_checkpoint: Path | None = None,
@@ -86,15 +104,9 @@ def train_student(mode: str, student_arch: str, num_classes: int, train_set: Dat
     weights, log = student_files(work_dir, name)
     _refuse_existing((weights, log), overwrite)
     torch.manual_seed(cfg.seed)  # every mode starts from the same student initialisation
-    student, student_head = staged_classifier(student_arch, num_classes)
-    teacher = teacher_head = None
-    if mode != "none":
-        if teacher_arch is None or teacher_checkpoint is None:
-            raise ValueError(f"mode {mode!r} needs --teacher and --teacher-checkpoint")
-        teacher, teacher_head = load_classification_teacher(
-            teacher_arch, num_classes, teacher_checkpoint, teacher_prefix, with_head=mode == "kd")
-    model = TransferClassifier(student, student_head, mode, teacher, teacher_head,
-                               fixed_alpha=fixed_alpha, switch_points=switch_points)
+    model = build_transfer_classifier(mode, student_arch, num_classes, teacher_arch,
+                                      teacher_checkpoint, teacher_prefix, fixed_alpha,
+                                      switch_points)
     start = time.perf_counter()
     rows = fit(model, model.training_step, train_set, cfg, test_set=test_set)
     seconds = time.perf_counter() - start

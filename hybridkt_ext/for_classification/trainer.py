@@ -47,6 +47,39 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> float
     return correct / max(total, 1)
 
 
+def training_flops_per_step(model: nn.Module, step_fn, dataset: Dataset, batch_size: int,
+                            steps: int = 2) -> float:
+    """Mean FLOPs (torch.utils.flop_counter: matmuls and convolutions, forward and backward)
+    of ``steps`` training steps of ``fit`` on the first batches of ``dataset``.
+
+    Two steps by default: a mode that alternates paths by step (``hybrid_alternate``) costs
+    the mean of its even and odd steps. The weights change (plain SGD, lr 1e-3, as a step of
+    ``fit`` does): pass a model built for counting, not the one to train.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    loader = DataLoader(dataset, batch_size=batch_size, drop_last=True)
+    if len(loader) < steps:
+        raise ValueError(f"{len(dataset)} samples hold fewer than {steps} batches of "
+                         f"{batch_size}: lower the batch size.")
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    batches = iter(loader)
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(steps):
+            x, y = next(batches)
+            loss, _ = step_fn(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return counter.get_total_flops() / steps
+
+
+def steps_per_epoch(dataset: Dataset, batch_size: int) -> int:
+    """The optimiser steps ``fit`` takes per epoch (its loader drops the last partial batch)."""
+    return len(dataset) // batch_size
+
+
 def fit(model: nn.Module, step_fn, dataset: Dataset, cfg: TrainConfig,
         test_set: Dataset | None = None) -> list[dict]:
     """Trains ``model`` with ``loss, logs = step_fn(x, y)``; returns one log row per step.

@@ -82,7 +82,7 @@ def _curve(rows: list[dict]) -> list[dict]:
 
 
 @dataclass
-class _Data:
+class DigitsData:
     train: object
     test: object
     num_classes: int
@@ -98,7 +98,7 @@ class _Student:
     rows: list[dict] = field(default_factory=list)
 
 
-def _train_teachers(work_dir: Path, s: ClassificationSettings, data: _Data,
+def train_teachers(work_dir: Path, s: ClassificationSettings, data: DigitsData,
                     progress: Callable[[str], None]) -> tuple[dict, dict, dict]:
     """Each teacher once (reused when the same settings trained it before): returns their
     architectures, checkpoints and accuracies (%), keyed ``far`` / ``near``."""
@@ -126,7 +126,7 @@ def _train_teachers(work_dir: Path, s: ClassificationSettings, data: _Data,
     return archs, files, accuracy
 
 
-def _tables(s: ClassificationSettings, data: _Data, teacher_acc: dict
+def _tables(s: ClassificationSettings, data: DigitsData, teacher_acc: dict
             ) -> tuple[ResultTable, ResultTable, ResultTable]:
     """Table 1, the Fig. 9 sweep and the Figs. 7/8 alpha table, captions and notes filled."""
     seeds_note = (f"{len(s.seeds)} seeds {list(s.seeds)} (student init and data order); "
@@ -174,8 +174,8 @@ def run_classification(work_dir: str | Path, settings: ClassificationSettings,
     start, s = time.perf_counter(), settings
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    data = _Data(*load_datasets(None, None, s.split_seed, s.train_limit))
-    archs, teacher_files, teacher_acc = _train_teachers(work_dir, s, data, progress)
+    data = DigitsData(*load_datasets(None, None, s.split_seed, s.train_limit))
+    archs, teacher_files, teacher_acc = train_teachers(work_dir, s, data, progress)
     t1, fig9, fig78 = _tables(s, data, teacher_acc)
     curves: dict[str, dict[int, list[dict]]] = {}  # run -> seed -> log (diverged runs: none)
 

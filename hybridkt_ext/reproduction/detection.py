@@ -63,7 +63,7 @@ def choose_framework(framework: str = "auto") -> tuple[ModuleType | None, str | 
     return backend, None
 
 
-def _digits_teacher(work: Path) -> dict:
+def digits_teacher(work: Path) -> dict:
     """The classification experiment's far teacher (digits ResNet-18) if it ran in this work
     dir, else one trained here for 4 epochs."""
     from .classification import teacher_file
@@ -180,7 +180,7 @@ class DetectionTables:
         return written
 
 
-def _train(backend: ModuleType, run: Run, work: Path, teacher: Path,
+def train_run(backend: ModuleType, run: Run, work: Path, teacher: Path,
            schedule_opts: list[str]) -> tuple[dict[str, float], list[dict], float]:
     """One run: its final MR^-2, its alpha log and seconds; a diverged run's MR^-2 are NaN."""
     output_dir = work / f"seed{run.seed}" / run.name
@@ -217,12 +217,12 @@ def run(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None =
     work = (work / "detection" / backend.NAME).resolve()
     work.mkdir(parents=True, exist_ok=True)
     schedule_opts, schedule = backend.schedule(iters or (QUICK_ITERS if quick else None))
-    teacher = backend.write_teacher(_digits_teacher(work.parent), work / "teacher_digits_r18.pth")
+    teacher = backend.write_teacher(digits_teacher(work.parent), work / "teacher_digits_r18.pth")
     runs = planned_runs(seeds, quick, set(backend.CONFIGS))
     tables = DetectionTables(fig8_too=not quick and "hybrid_r18" in backend.CONFIGS)
     tables.describe(backend.NAME, schedule, seeds, quick)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [(r, pool.submit(_train, backend, r, work, teacher, schedule_opts))
+        futures = [(r, pool.submit(train_run, backend, r, work, teacher, schedule_opts))
                    for r in runs]
         for r, future in futures:  # in submission order: stable tables
             found, alpha_rows, seconds = future.result()

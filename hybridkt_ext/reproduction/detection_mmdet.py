@@ -20,6 +20,8 @@ STEM = "faster-rcnn_mobilenetv1_fpn_{}_synthetic-citypersons.py"
 CONFIGS = {"none": STEM.format("no-teacher"), "fitnet": STEM.format("fitnet-r18"),
            "at": STEM.format("at-r18"), "hybrid": STEM.format("hybrid-r18"),
            "fixed": STEM.format("fixed-alpha-r18")}
+# Modes trained by the hybrid config with only ``model.backbone.transfer`` changed.
+HYBRID_CONFIG_MODES = ("hybrid_alternate", "cwd")
 NAME = "mmdet"
 
 
@@ -31,7 +33,7 @@ def missing() -> str | None:
 
 
 def config(mode: str) -> Path:
-    return config_dir("mmdet") / CONFIGS[mode]
+    return config_dir("mmdet") / CONFIGS["hybrid" if mode in HYBRID_CONFIG_MODES else mode]
 
 
 def write_teacher(digits_classifier: dict, out: Path) -> Path:
@@ -78,6 +80,8 @@ def command(mode: str, seed: int, output_dir: Path, teacher: Path, alpha: float 
     if mode != "none":
         options += [f"model.backbone.teacher.checkpoint={teacher}",
                     "model.backbone.teacher.allow_random_init=False"]
+    if mode in HYBRID_CONFIG_MODES:
+        options.append(f"model.backbone.transfer={mode}")
     if alpha is not None:
         options.append(f"model.backbone.balance.fixed_alpha={alpha}")
     return [sys.executable, "-m", "hybridkt_ext.cli.train_det", str(config(mode)),

@@ -13,6 +13,10 @@ from ..core import write_text_atomically
 from .tables import ResultTable, write_tables
 
 EXPERIMENTS = ("classification", "segmentation", "detection")
+# Run only when named: each trains several times the compute of its paper experiment.
+MATCHED_COMPUTE = ("matched_compute_digits", "matched_compute_segmentation",
+                   "matched_compute_detection")
+ALL_EXPERIMENTS = EXPERIMENTS + MATCHED_COMPUTE
 
 
 def _classification(out: Path, work: Path, seeds, quick: bool, progress, **changes) -> dict:
@@ -61,7 +65,10 @@ def _runner(name: str) -> Callable[..., dict]:
     if name == "detection":
         from .detection import run
         return run
-    raise ValueError(f"unknown experiment {name!r}; choose from {EXPERIMENTS}")
+    if name in MATCHED_COMPUTE:
+        from . import matched_compute_settings
+        return getattr(matched_compute_settings, "run_" + name.removeprefix("matched_compute_"))
+    raise ValueError(f"unknown experiment {name!r}; choose from {ALL_EXPERIMENTS}")
 
 
 def _options_of(name: str) -> set[str]:
@@ -85,7 +92,7 @@ def split_options(experiments: Sequence[str], options: dict) -> dict[str, dict]:
     accepted = {name: _options_of(name) for name in experiments}
     unused = sorted(set(given) - set().union(*accepted.values()))
     if unused:
-        takers = {k: [n for n in EXPERIMENTS if k in _options_of(n)] for k in unused}
+        takers = {k: [n for n in ALL_EXPERIMENTS if k in _options_of(n)] for k in unused}
         raise ValueError("options that none of the chosen experiments takes: " + "; ".join(
             f"{k} (taken by {takers[k] or 'no experiment'})" for k in unused))
     return {name: {k: v for k, v in given.items() if k in accepted[name]}

@@ -58,7 +58,9 @@ class DemoRun:
     path_losses: list[dict] = field(default_factory=list, repr=False)
 
 
-def _load_config(config: Path, work_dir: Path, iters: int, seed: int, options: dict):
+def load_run_config(config: Path, work_dir: Path, iters: int, seed: int, options: dict):
+    """``config`` with ``options`` (cfg-options) for a run of ``iters`` iterations and ``seed``
+    in ``work_dir``: schedule, logging and checkpoint intervals set from ``iters``."""
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(config))
@@ -117,8 +119,9 @@ def _console_to(log_file: Path):
         yield
 
 
-def _run(cfg, label: str | None, action: str):
-    """Builds the Runner and runs ``action`` ('train' or 'test') with the console in a file."""
+def run_quietly(cfg, label: str | None, action: str):
+    """Builds the Runner and runs ``action`` ('train' or 'test') with the console in
+    ``work_dir/console.log`` (and a progress line on the terminal when ``label`` is given)."""
     from mmengine.runner import Runner
 
     terminal = sys.__stderr__
@@ -141,8 +144,8 @@ def train_segmentor(config: Path, work_dir: Path, iters: int, seed: int,
     ``options`` are cfg-options (e.g. data roots, the teacher checkpoint); the schedule, seed,
     logging and checkpoint intervals are set from ``iters`` and ``seed``.
     """
-    cfg = _load_config(config, work_dir, iters, seed, options)
-    _run(cfg, label, "train")
+    cfg = load_run_config(config, work_dir, iters, seed, options)
+    run_quietly(cfg, label, "train")
     checkpoint = work_dir / f"iter_{iters}.pth"
     if not checkpoint.exists():
         raise RuntimeError(f"training {config.name} wrote no {checkpoint.name} in {work_dir}")
@@ -152,11 +155,11 @@ def train_segmentor(config: Path, work_dir: Path, iters: int, seed: int,
 def evaluate_miou(config: Path, checkpoint: Path, work_dir: Path, seed: int, options: dict,
                   test_dataloader: dict | None = None) -> float:
     """mIoU (%) of ``checkpoint`` with mmseg's IoUMetric, on ``test_dataloader`` if given."""
-    cfg = _load_config(config, work_dir, 1, seed, options)
+    cfg = load_run_config(config, work_dir, 1, seed, options)
     cfg.load_from = str(checkpoint)
     if test_dataloader is not None:
         cfg.test_dataloader = test_dataloader
-    return float(_run(cfg, None, "test")["mIoU"])
+    return float(run_quietly(cfg, None, "test")["mIoU"])
 
 
 def read_path_losses(work_dir: Path) -> list[dict]:

@@ -85,7 +85,7 @@ def tiny_experiment(tmp_path, monkeypatch):
     torch.manual_seed(0)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(detection, "_digits_teacher",
+    monkeypatch.setattr(detection, "digits_teacher",
                         lambda work: torchvision.models.resnet18(num_classes=10).state_dict())
     lines: list[str] = []
     summary = run_experiments(["detection"], tmp_path / "out", tmp_path / "work", seeds=[0],
