@@ -46,6 +46,10 @@ SETTINGS = {
     # A transformer student: SegFormer's MiT-B0 (mmseg's own module) under the DeepLab teacher.
     "seg_r101_mitb0": Setting("seg_r101_mitb0", "resnet101", "mmseg.mit_b0", "seg", 2,
                               (512, 1024), 2, (64, 128)),
+    # detectron2's default detector backbone: FrozenBN everywhere, so the student keeps no
+    # batch statistics and its paired stages fuse (the FPN takes every stage, as in R-CNN).
+    "det_r101_r50-frozenbn": Setting("det_r101_r50-frozenbn", "resnet101-frozenbn",
+                                     "resnet50-frozenbn", "det", 2, (1024, 2048), 1, (128, 256)),
     # A teacher from timm's zoo, split from its own FeatureInfo.
     "cls_timm-convnext-t_mbv1": Setting("cls_timm-convnext-t_mbv1", "timm.convnext_tiny",
                                         "mobilenet_v1", "cls", 32, (224, 224), 4, (64, 64)),
@@ -108,6 +112,42 @@ def zoo_teacher(name: str):
     return split_zoo_model(name, build_zoo_model(name))
 
 
+def frozen_bn_resnet(name: str) -> nn.Module:
+    """torchvision's ``name`` with every BatchNorm turned into FrozenBatchNorm2d, as a
+    detectron2 ImageNet backbone is.
+
+    The frozen statistics are calibrated on two random batches first: with the initial ones
+    (mean 0, variance 1, no normalisation at all) the random-weight activations grow block by
+    block and a training step of R-50/R-101 ends in NaN, which a pretrained network's measured
+    statistics never do.
+    """
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    model = getattr(torchvision.models, name)(weights=None)
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batches
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.randn(4, 3, 64, 64))
+
+    def freeze(module: nn.Module) -> None:
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(frozen, key).copy_(getattr(child, key).detach())
+                setattr(module, child_name, frozen)
+            else:
+                freeze(child)
+
+    freeze(model)
+    return model
+
+
 def mit_b0():
     """mmseg's MixVisionTransformer at SegFormer-B0 size, split by the mmseg adapter."""
     import hybridkt_ext.for_mmseg  # noqa: F401  (registers, and needs mmseg)
@@ -136,6 +176,8 @@ def build_task(s: Setting, small: bool) -> tuple[HybridForward, nn.Module | None
         extra, out = None, "last"
     else:
         def resnet(name):
+            if name.endswith("-frozenbn"):
+                return frozen_bn_resnet(name.removesuffix("-frozenbn"))
             # Output stride 8 like DeepLab's R-D8 backbones for segmentation; torchvision's
             # BasicBlock ResNets (18/34) cannot dilate, so they stay at stride 32 and the
             # adapters interpolate.

@@ -1,4 +1,5 @@
-"""Training-cost benchmark of the hybrid step against student-only, naive hybrid, FitNet, AT.
+"""Training-cost benchmark of the hybrid step against student-only, naive hybrid and the
+feature-mimicking baselines (FitNet, AT, FT, AB, CWD).
 
 All modes of a setting run in the same process on the same batch, alternating step by step
 after warm-up; the table shows medians. The settings are in ``benchmark.settings``; two need
@@ -15,8 +16,9 @@ hybrid+ckpt (``recompute_teacher=True``); hybrid_alternate (one hybrid path per 
 student-first on even steps and teacher-first on odd ones, the student path every step, balanced
 by ``LossBalancer.one_path``: not the same loss, a cheaper variant); naive (three independent
 forwards through a copy of the teacher whose weights keep requires_grad, as an implementation
-that only leaves them out of the optimiser has); fitnet; at. Columns: median step time
-(forward, backward, optimiser step), ratio to student-only, FLOPs per step
+that only leaves them out of the optimiser has); fitnet, at, ft, ab, cwd (the student path
+plus the mode's loss, built by the transfer-mode registry with its default options). Columns:
+median step time (forward, backward, optimiser step), ratio to student-only, FLOPs per step
 (torch.utils.flop_counter), efficiency = achieved FLOP/s relative to student-only (1.0: the
 mode runs its arithmetic exactly as fast as plain training), MiB saved for backward (counted
 exactly, see benchmark.activation_memory), peak memory (CUDA peak allocated; on CPU the peak
@@ -55,14 +57,17 @@ from hybridkt_ext.benchmark.naive_paths import (naive_hybrid_forward, naive_teac
 from hybridkt_ext.benchmark.settings import NEEDS, SETTINGS, Setting, build_task, \
     pedestrian_targets
 from hybridkt_ext.cli_arguments import non_negative_int, positive_int, torch_device
-from hybridkt_ext.core import (AttentionTransferLoss, FitNetLoss, HybridForward, LossBalancer,
-                               export_student_state_dict, write_text_atomically)
+from hybridkt_ext.core import (HybridForward, LossBalancer, export_student_state_dict,
+                               write_text_atomically)
 from hybridkt_ext.core.stages import StagedBackbone
+from hybridkt_ext.core.transfer_modes import transfer_mode
 from hybridkt_ext.core.transfer_step import alternate_path
 from hybridkt_ext.for_classification.models import build_classifier, classifier_head
 
+# The feature-mimicking baselines, built by the transfer-mode registry as configs build them.
+MIMICKING_MODES = ("fitnet", "at", "ft", "ab", "cwd")
 MODES = ("student", "hybrid", "hybrid_unfused", "hybrid+ckpt", "hybrid_alternate", "naive",
-         "fitnet", "at")
+         *MIMICKING_MODES)
 # The three-path modes: the same losses L1 L2 L3 on the same weights, "hybrid" the reference.
 THREE_PATH_MODES = ("hybrid", "hybrid_unfused", "hybrid+ckpt", "naive")
 
@@ -91,11 +96,8 @@ def make_mode(mode: str, engine: HybridForward, loss_of: Callable, extra: nn.Mod
     """``mode``'s closures; ``teacher`` is the naive reference's own (``naive_teacher``)."""
     balancer = LossBalancer("dynamic")
     transfer = None
-    if mode == "fitnet":
-        transfer = FitNetLoss([s.channels for s in engine.student.stage_specs],
-                              [s.channels for s in engine.teacher.stage_specs]).to(x.device)
-    elif mode == "at":
-        transfer = AttentionTransferLoss()
+    if mode in MIMICKING_MODES:  # the mode's default options, as a config without any gets
+        transfer = transfer_mode(mode).loss(engine).to(x.device)
     params = [p for p in engine.parameters() if p.requires_grad]
     for module in (extra, transfer):
         if module is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -186,6 +187,10 @@ class DetectionSetting:
     unit: str = "iterations"
     parallel: bool = True  # every run is its own training process
     _teacher: Path | None = field(default=None, repr=False)
+    _schedules: dict = field(default_factory=dict, repr=False)
+    # mmengine's Config.fromfile is not thread-safe (its package lookup through pkg_resources
+    # fails when two threads parse at once): the schedules are parsed one at a time.
+    _parsing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     title = "synthetic CityPersons, MMDetection Faster R-CNN, digit-classifier teacher"
 
@@ -204,11 +209,20 @@ class DetectionSetting:
                 "project's default weights; MR^-2 Reasonable on the synthetic val split (lower "
                 "is better).")
 
+    def _schedule(self, length: int) -> list[str]:
+        """``--cfg-options`` of the configs' schedule shape at ``length`` iterations."""
+        from . import detection_mmdet
+
+        with self._parsing:
+            if length not in self._schedules:
+                self._schedules[length] = detection_mmdet.schedule(length)[0]
+            return self._schedules[length]
+
     def _command(self, method: str, length: int, seed: int, output_dir: Path) -> list[str]:
         from . import detection_mmdet
 
         return detection_mmdet.command(method, seed, output_dir, self._teacher, None,
-                                       detection_mmdet.schedule(length)[0])
+                                       self._schedule(length))
 
     def train(self, method: str, length: int, seed: int) -> Trained:
         from hybridkt_ext.run_logs import mmengine_training_seconds
@@ -217,7 +231,7 @@ class DetectionSetting:
         from .detection import Run, train_run
 
         found, _, _ = train_run(detection_mmdet, Run(seed, method), self.work / f"{length}it",
-                             self._teacher, detection_mmdet.schedule(length)[0])
+                             self._teacher, self._schedule(length))
         if math.isnan(found["MR2_Reasonable"]):
             return Trained(math.nan, math.nan)
         run_dir = self.work / f"{length}it" / f"seed{seed}" / method

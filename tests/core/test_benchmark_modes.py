@@ -62,3 +62,38 @@ def test_three_path_modes_give_the_engine_losses_and_alternate_follows_the_step(
     for _ in range(3):
         bench["modes"]["hybrid_alternate"].step()
     assert ran == ["student_first", "teacher_first", "student_first"]
+
+
+def test_each_mimicking_mode_adds_its_registry_loss_to_the_student_loss():
+    from hybridkt_ext.benchmark.training_cost import MIMICKING_MODES
+
+    engine, head = make_engine()
+    bench, _ = bench_of(engine, head)
+    student = bench["modes"]["student"].forward()[0].item()
+    for mode in MIMICKING_MODES:
+        configure(engine, mode)
+        total = bench["modes"][mode].forward()[0].item()
+        assert total > student, mode  # every mimicking loss is positive on random features
+
+
+def test_the_frozen_bn_resnet_keeps_no_batch_statistics_and_calibrated_activations():
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from hybridkt_ext.benchmark.settings import frozen_bn_resnet
+    from hybridkt_ext.core.norm_stats import uses_batch_statistics
+
+    def trunk_output(model):
+        with torch.no_grad():
+            return torch.nn.Sequential(*list(model.children())[:-2])(torch.randn(2, 3, 64, 64))
+
+    torch.manual_seed(0)
+    model = frozen_bn_resnet("resnet101").train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert not uses_batch_statistics(model)
+    calibrated = trunk_output(model).abs().max()
+    # FrozenBN with its initial statistics normalises nothing: the random R-101's activations
+    # grow block by block (the det_r101_r50-frozenbn step's teacher-first loss was ~1e4).
+    torch.manual_seed(0)
+    raw = trunk_output(torchvision.models.resnet101(weights=None, norm_layer=FrozenBatchNorm2d))
+    assert calibrated < 100 < raw.abs().max()
