@@ -81,6 +81,23 @@ class ViTOutput(nn.Module):
         return x[0]
 
 
+def declared_probe_size(model: nn.Module) -> int:
+    """The side of the image a plain ViT declares with ``img_size``, where the stage probe runs.
+
+    BEiT's relative position tables and MAE's absolute position embedding have one entry per
+    patch of ``img_size`` and refuse any other input, so a fixed small probe cannot run them;
+    VisionTransformer interpolates, but probing at its own size keeps all three alike.
+    """
+    size = getattr(model, "img_size", 64)
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if height != width:
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__}(img_size={tuple(size)}): the stage probe is square, and "
+            "this backbone's position tables accept only its own non-square size; use a square "
+            "img_size.")
+    return int(height)
+
+
 def _split(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
     if getattr(model, "out_origin", False):
         raise UnsupportedBackboneError(
@@ -94,7 +111,8 @@ def _split(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
     tap = ViTOutput(model)
     return cut_into_stages(model, parts, names, out_parts, dilations=[1] * len(parts),
                            taps={k: tap for k in out_parts},
-                           global_tokens=int(_has_cls(model)))
+                           global_tokens=int(_has_cls(model)),
+                           probe_size=declared_probe_size(model))
 
 
 def split_mmseg_vit(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
