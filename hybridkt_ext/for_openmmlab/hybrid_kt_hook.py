@@ -7,7 +7,8 @@ detector. It then does what the loss dict cannot, each job in its own component:
 
 * the teacher is frozen before training and unchanged after it (``core.TeacherGuard``);
 * the teacher is kept out of checkpoints and checked when one is loaded
-  (``teacher_in_checkpoints``);
+  (``teacher_in_checkpoints``), and out of an ``EMAHook``'s averaged model
+  (``teacher_in_ema``);
 * every step's alpha and path losses are kept for the plot, and the last iteration is logged
   whatever LoggerHook's interval (``path_loss_log``).
 
@@ -25,6 +26,7 @@ from hybridkt_ext.core import HybridTrainingError, TeacherGuard, UnsupportedBack
 from .path_loss_log import PathLossLog
 from .teacher_in_checkpoints import (check_resumable, drop_teacher, find_backbone,
                                      restore_teacher, unwrap)
+from .teacher_in_ema import exclude_teacher_from_ema
 from .transfer_wiring import install_transfer_step
 
 # Models that have no backbone for HybridBackbone to take the place of, and why.
@@ -67,6 +69,8 @@ class HybridKTHook(Hook):
         install_transfer_step(unwrap(runner.model))
 
     def before_train(self, runner) -> None:
+        # EMAHook built its averaged copy in before_run, after this hook's (VERY_HIGH) one.
+        exclude_teacher_from_ema(runner)
         backbone = find_backbone(runner.model)
         if backbone is None:
             if self.require_hybrid:
@@ -124,5 +128,7 @@ class HybridKTHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Checks the built teacher against the checkpoint's and puts it in the state dict; on
         resume, refuses a checkpoint of another transfer mode or model layout."""
+        # Runner.load_or_resume comes before before_train: the EMA model must be ready now.
+        exclude_teacher_from_ema(runner)
         restore_teacher(runner, checkpoint)
         check_resumable(runner, checkpoint)
