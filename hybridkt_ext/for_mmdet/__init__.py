@@ -26,6 +26,7 @@ from .backbone_stages import (NOT_A_CHAIN, mmdet_backbone_stages, register_stage
 from .citypersons_dataset import CityPersonsDataset, SyntheticCityPersonsDataset
 from .citypersons_metric import CityPersonsMetric
 from .hybrid_backbone import HybridBackbone
+from . import layer_decay  # noqa: F401  (the stock layer-decay constructor, hybrid-aware)
 from .mobilenet_v1 import MobileNetV1
 
 __all__ = [

@@ -25,6 +25,7 @@ from .backbone_stages import (NOT_A_CHAIN, mmseg_backbone_stages, register_stage
 from .cityscapes_dataset import CheckedCityscapesDataset
 from .gta5_dataset import GTA5Dataset
 from .hybrid_backbone import HybridBackbone, build_teacher
+from . import layer_decay  # noqa: F401  (the stock layer-decay constructors, hybrid-aware)
 from . import hybrid_encoder_decoder  # noqa: F401  (a removed name, refused with the new form)
 from .synthetic_datasets import SyntheticCityscapesDataset, SyntheticGTA5Dataset
 from .vgg16 import VGG16
