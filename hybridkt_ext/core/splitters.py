@@ -23,9 +23,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 from torchvision.models import (VGG, ConvNeXt, EfficientNet, MobileNetV2, MobileNetV3, RegNet,
-                                ResNet, SwinTransformer)
+                                ResNet, SwinTransformer, VisionTransformer)
 
 from .mobilenet_v1 import MobileNetV1
+from .plain_vit_stages import split_plain_vit
 from .stage_cutting import conv_dilation, probe_shapes
 from .stages import StagedBackbone, StageSpec, SubmoduleChain
 
@@ -341,6 +342,7 @@ _SPLITTERS: tuple[tuple[type, Callable[..., StagedBackbone]], ...] = (
     (RegNet, split_regnet),
     (ConvNeXt, split_convnext),
     (SwinTransformer, split_swin),
+    (VisionTransformer, split_plain_vit),
     (nn.Sequential, split_sequential),
 )
 
@@ -350,7 +352,7 @@ def split_backbone(model: nn.Module) -> StagedBackbone:
 
     Args:
         model: a torchvision ResNet, VGG, MobileNetV2, MobileNetV3, EfficientNet (v1 or v2),
-            RegNet, ConvNeXt or SwinTransformer (v1 or v2), a MobileNetV1, or an
+            RegNet, ConvNeXt, SwinTransformer (v1 or v2) or VisionTransformer, a MobileNetV1, or an
             nn.Sequential (split with ``split_sequential`` and its defaults).
 
     Raises:

@@ -7,8 +7,10 @@ registration order, as timm's ``FeatureListNet`` does (``_module_list``, one ``n
 level deep where a feature module sits inside one), and cuts that chain right after each feature
 module. Timm's wrapper relies on registration order being forward order; here that is checked:
 the chain must reproduce the features that hooks on the model's own forward see, so a model whose
-forward does more than run its children in order (a ViT adds position embeddings and a class
-token) is refused with ``UnsupportedBackboneError`` rather than split wrongly.
+forward does more than run its children in order (position embeddings, a class token) is
+refused with ``UnsupportedBackboneError`` rather than split wrongly. timm's plain
+``VisionTransformer`` (ViT, DeiT, DINOv2 with registers) is the exception: it is cut at block
+groups by ``plain_vit_stages.split_plain_vit``.
 
 Stage outputs are NCHW. Models that run NHWC (timm's Swin, ``output_fmt == "NHWC"``) or on
 tokens (B, H*W, C) are converted at each stage boundary by a permute or reshape that the next
@@ -29,6 +31,7 @@ from timm.models._features import (FeatureDictNet, FeatureGetterNet, FeatureHook
 from torch import nn
 
 from .errors import UnsupportedBackboneError
+from .plain_vit_stages import is_timm_vit, split_plain_vit
 from .stage_cutting import conv_dilation
 from .stages import StagedBackbone, StageSpec, SubmoduleChain
 
@@ -299,6 +302,8 @@ def split_timm_model(model: nn.Module) -> StagedBackbone:
         UnsupportedBackboneError: the features are not the outputs of one chain of whole
             children (the message names the model and the reason).
     """
+    if is_timm_vit(model):  # one resolution, features off any chain: cut at block groups
+        return split_plain_vit(model)
     info = _feature_info(model)
     entries, ends = _forward_chain(model, info)
     modules, channels, reductions = info.module_name(), info.channels(), info.reduction()

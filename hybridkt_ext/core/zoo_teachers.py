@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from .closest_names import did_you_mean
+from .plain_vit_stages import VIT_STAGES_ATTRIBUTE
 from .splitters import split_backbone
 from .stages import StagedBackbone
 
@@ -35,9 +36,22 @@ def build_zoo_model(kind: str, kwargs: dict[str, Any] | None = None,
 
     Raises:
         ValueError: an unknown name (close names suggested), a weights/pretrained argument
-            (weights come from the checkpoint), or a constructor argument the model rejects.
+            (weights come from the checkpoint), a constructor argument the model rejects, or
+            ``vit_stages`` (block groups of a plain ViT, see ``plain_vit_stages``) for a
+            model that is no plain ViT.
     """
     kwargs = dict(kwargs or {})
+    # Not a constructor argument: how a plain ViT is cut (plain_vit_stages.block_groups).
+    vit_stages = kwargs.pop("vit_stages", None)
+    model = _build(kind, kwargs, where)
+    if vit_stages is not None:
+        if type(model).__name__ != "VisionTransformer":  # timm's and torchvision's class
+            raise ValueError(f"{where}={kind!r}: vit_stages applies to plain ViTs only; drop it.")
+        setattr(model, VIT_STAGES_ATTRIBUTE, vit_stages)
+    return model
+
+
+def _build(kind: str, kwargs: dict[str, Any], where: str) -> nn.Module:
     for key in ("weights", "pretrained", "weights_backbone"):
         if kwargs.get(key):
             raise ValueError(f"{where}={kind!r}: {key}={kwargs[key]!r} would download weights; "
