@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .stages import StagedBackbone
+from .stages import StagedBackbone, feature_map
 
 _COUNTER_SUFFIX = "num_batches_tracked"
 
@@ -41,7 +41,8 @@ def used_state_keys(staged: StagedBackbone, in_channels: int = 3,
             p.grad = None
         x = torch.zeros((1, in_channels, probe_size, probe_size), device=device, dtype=dtype)
         outputs = staged(x)
-        total = sum(out.float().sum() for out in outputs)
+        # feature_map: a ViT stage's output also carries its prefix tokens (StageSpec).
+        total = sum(feature_map(out).float().sum() for out in outputs)
         if total.requires_grad:
             total.backward()
     finally:
