@@ -4,7 +4,8 @@ mmseg's ConvNeXt and BEiT configs set ``constructor='LearningRateDecayOptimizerC
 (or BEiT's older ``LayerDecayOptimizerConstructor``), which reads the backbone's class and
 parameter names. After the backbone swap, the stock ``optim_wrapper`` must still build, and
 give each student parameter the rate it has in the plain model; adapters get the base lr.
-The ConvNeXt config trains 2 iterations through the real Runner, shrunk to tiny widths.
+The ConvNeXt and BEiT configs train 2 iterations through the real Runner, shrunk to tiny
+widths.
 """
 from __future__ import annotations
 
@@ -100,21 +101,41 @@ def test_stock_beit_layer_decay_gives_the_plain_rates():
     _check_same_rates_as_plain(_tiny_beit())
 
 
-def test_stock_convnext_config_trains_with_its_stock_optimiser(tmp_path, data_dirs):
-    cfg = _hybrid(_tiny_convnext())
+def _short_run(cfg: Config, size: tuple[int, int]) -> Config:
+    """The hybrid model and the stock optimiser on the generated data, 2 iterations."""
+    cfg = _hybrid(cfg)
     synthetic = _parse(SYNTHETIC_BASE)
     for key in ("train_dataloader", "val_dataloader", "test_dataloader", "val_evaluator",
                 "test_evaluator", "val_cfg", "test_cfg"):
         cfg[key] = synthetic[key]
-    cfg.model.data_preprocessor.size = (64, 128)
+    cfg.model.data_preprocessor.size = size
     cfg.optim_wrapper = _without_amp(cfg.optim_wrapper)
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2)
     cfg.param_scheduler = []
     cfg.custom_hooks = [dict(type="HybridKTHook")]
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", by_epoch=False, interval=2)
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=1, log_metric_by_epoch=False)
-    runner = run_config(cfg, tmp_path / "work", data_dirs["cityscapes"])
+    return cfg
+
+
+def _check_trains_with_layer_decay(cfg: Config, work, data_root) -> None:
+    runner = run_config(cfg, work, data_root)
     scales = {g.get("lr_scale") for g in runner.optim_wrapper.optimizer.param_groups}
     assert len(scales) > 2
-    trained = [r for r in read_scalars(tmp_path / "work") if "hkt_alpha" in r]
+    trained = [r for r in read_scalars(work) if "hkt_alpha" in r]
     assert [r["step"] for r in trained] == [1, 2]
+
+
+def test_stock_convnext_config_trains_with_its_stock_optimiser(tmp_path, data_dirs):
+    cfg = _short_run(_tiny_convnext(), (64, 128))
+    _check_trains_with_layer_decay(cfg, tmp_path / "work", data_dirs["cityscapes"])
+
+
+def test_stock_beit_config_trains_with_its_stock_optimiser(tmp_path, data_dirs):
+    # BEiT's position tables fix its input at img_size: 64x64 crops, as the stock config crops
+    # to 640, and sliding-window inference at that size, as the stock test_cfg does.
+    cfg = _short_run(_tiny_beit(), (64, 64))
+    cfg.train_dataloader.dataset.pipeline.insert(
+        -1, dict(type="RandomCrop", crop_size=(64, 64)))
+    cfg.model.test_cfg = dict(mode="slide", crop_size=(64, 64), stride=(64, 64))
+    _check_trains_with_layer_decay(cfg, tmp_path / "work", data_dirs["cityscapes"])
