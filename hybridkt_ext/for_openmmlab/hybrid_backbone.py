@@ -26,6 +26,7 @@ from hybridkt_ext.core.hybrid_forward import check_teacher_precision
 
 from .backbone_source import BackboneSource
 from .teacher_builder import build_teacher
+from .teacher_on_load import keep_teacher_on_load
 
 STUDENT_PREFIX = "engine.student.model."
 
@@ -128,6 +129,7 @@ class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
         self.teacher_random_init = isinstance(teacher, dict) and teacher.get("checkpoint") is None
         staged, teacher_staged, out_indices = _pair_stages(staged, teacher_staged,
                                                            self.out_indices, stage_groups)
+        keep_teacher_on_load(teacher_staged)  # checkpoints hold no teacher: no missing keys
         engine = HybridForward(
             staged, teacher_staged, switch_points=switch_points, out_indices=out_indices,
             student_input=convention, teacher_input=teacher_input,

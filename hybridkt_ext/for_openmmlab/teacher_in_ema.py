@@ -16,9 +16,9 @@ of an ``EMAHook`` it:
   is unchanged, so EMAHook's swaps by position still pair tensors, a teacher tensor with
   itself);
 * stops averaging the teacher's tensors;
-* drops the teacher's keys from the EMA model's ``state_dict`` (checkpoints' ``ema_`` keys) and
-  fills them from the built teacher when one is loaded, so a strict resume is complete and the
-  teacher always comes from its own file.
+* drops the teacher's keys from the EMA model's ``state_dict`` (checkpoints' ``ema_`` keys);
+  on load the shared teacher fills them itself (``teacher_on_load``), so a strict resume is
+  complete and the teacher always comes from its own file.
 
 The checkpoint's ``state_dict`` then holds the EMA weights (EMAHook's swap, for deployment), so
 the student export writes the student's EMA weights.
@@ -58,7 +58,6 @@ def exclude_teacher_from_ema(runner) -> None:
         for key in [k for k in ema.avg_parameters if k.startswith(prefix)]:
             del ema.avg_parameters[key]
         ema._register_state_dict_hook(_drop_keys_hook(ema_prefix))
-        ema._register_load_state_dict_pre_hook(_fill_teacher_hook(ema_prefix, teacher))
 
 
 def _drop_keys_hook(prefix: str):
@@ -68,9 +67,3 @@ def _drop_keys_hook(prefix: str):
         return state_dict
     return drop
 
-
-def _fill_teacher_hook(prefix: str, teacher: nn.Module):
-    def fill(state_dict, local_prefix, local_metadata, strict, missing, unexpected, errors):
-        for key, value in teacher.state_dict().items():
-            state_dict.setdefault(local_prefix + prefix + key, value)
-    return fill
