@@ -20,7 +20,8 @@ from hybridkt_ext.for_openmmlab.backbone_source import BackboneSource
 from hybridkt_ext.for_openmmlab.cnn_stages import (split_mmseg_mobilenet_v2,
                                                    split_mmseg_mobilenet_v3, split_mmseg_resnet)
 from hybridkt_ext.for_openmmlab.mmpretrain_stages import MMPRETRAIN_ENTRIES
-from hybridkt_ext.for_openmmlab.splitter_table import Splitter, SplitterEntry, SplitterTable
+from hybridkt_ext.for_openmmlab.splitter_table import (Fallback, Splitter, SplitterEntry,
+                                                       SplitterTable)
 from hybridkt_ext.for_openmmlab.transformer_stages import (split_mmseg_mit, split_mmseg_mscan,
                                                            split_mmseg_swin, split_mmseg_twins)
 from hybridkt_ext.for_openmmlab.vit_stages import split_mmseg_beit, split_mmseg_vit
@@ -67,6 +68,10 @@ SPLITTERS = SplitterTable(
     not_a_chain=NOT_A_CHAIN,
     register_with="hybridkt_ext.for_mmseg.register_stage_splitter",
     subclasses=("ResNetV1c", "ResNetV1d", "ResNeXt", "ResNeSt", "SVT", "MAE"),
+    # A detector's backbone as the teacher (teacher=dict(config='mmdet::...')): mmdet's table,
+    # imported only for a model of mmdet (an mmseg user needs no mmdet).
+    fallback=Fallback("mmdet", "hybridkt_ext.for_mmdet.backbone_stages:SPLITTERS",
+                      listed_by="hybridkt_ext.for_mmdet.supported_types()"),
 )
 
 

@@ -41,8 +41,8 @@ from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_z
 
 from .backbone_source import BackboneSource
 from .teacher_config import (backbone_from_config, backbone_of_config, config_hints,
-                             convention_of_config, stored_training_config,
-                             structural_differences)
+                             config_scope, convention_of_config, in_scope, split_scope,
+                             stored_training_config, structural_differences)
 
 
 def _constructor_error(kind: str, err: Exception) -> str:
@@ -55,12 +55,28 @@ def _constructor_error(kind: str, err: Exception) -> str:
             f"{list(SPEC_KEYS)} is passed to the {kind} constructor.")
 
 
+def _in_other_scopes(kind: str, source: BackboneSource) -> str:
+    """A sentence naming ``'<scope>.<kind>'`` for each other loaded OpenMMLab package that
+    registers ``kind`` ('' for none): a teacher trained with mmseg, used in mmdet, keeps
+    mmseg's type, and ``ResNetV1c`` alone is looked up in mmdet's registry."""
+    if "." in kind:
+        return ""
+    root = source.registry._get_root_registry()
+    scopes = sorted(scope for scope, child in root.children.items()
+                    if scope != source.framework and kind in child.module_dict)
+    if not scopes:
+        return ""
+    return (f" {' / '.join(repr(f'{s}.{kind}') for s in scopes)} is registered: write the "
+            "scope of the library the teacher was trained with.")
+
+
 def _build_backbone(cfg: dict, source: BackboneSource) -> nn.Module:
     kind, models = cfg["type"], source.registry
     if models.get(kind) is None:
         raise ValueError(
             f"teacher.type={kind!r} is neither a registered {source.framework} backbone nor "
-            f"'torchvision.<name>' / 'timm.<name>'.{did_you_mean(kind, models.module_dict)} "
+            f"'torchvision.<name>' / 'timm.<name>'.{_in_other_scopes(kind, source)}"
+            f"{did_you_mean(kind, models.module_dict)} "
             "Custom backbones must be imported first (custom_imports); or name the teacher by "
             "its training config, teacher=dict(config=..., checkpoint=...).")
     if cfg.get("pretrained") or cfg.get("init_cfg"):
@@ -73,7 +89,7 @@ def _build_backbone(cfg: dict, source: BackboneSource) -> nn.Module:
         raise ValueError(_constructor_error(kind, err)) from err
 
 
-def _network(spec: dict) -> tuple[dict, InputConvention | None, str | None]:
+def _network(spec: dict, here: str) -> tuple[dict, InputConvention | None, str | None]:
     """The network dict, the convention its config implies and the prefix it implies."""
     if "config" not in spec:
         kind = spec.get("type")
@@ -87,7 +103,7 @@ def _network(spec: dict) -> tuple[dict, InputConvention | None, str | None]:
     if extra:
         raise ValueError(f"teacher.config names the whole network; {extra} cannot be set next "
                          f"to it (loading keys {list(SPEC_KEYS)} can).")
-    backbone, convention = backbone_from_config(spec["config"])
+    backbone, convention = backbone_from_config(spec["config"], here)
     return backbone, convention, "backbone."
 
 
@@ -113,7 +129,7 @@ def build_teacher(spec: dict, source: BackboneSource
                          f"{spec!r}.")
     spec = copy.deepcopy(dict(spec))
     loading = {k: spec.pop(k) for k in SPEC_KEYS if k in spec}
-    network, convention, prefix = _network(spec)
+    network, convention, prefix = _network(spec, source.framework)
     if prefix is not None:
         loading.setdefault("prefix", prefix)
     # Everything that needs no model is checked first, so a typo fails in milliseconds.
@@ -133,6 +149,8 @@ def build_teacher(spec: dict, source: BackboneSource
         stored = stored_training_config(meta, teacher.checkpoint)
         if stored is not None:
             trained = backbone_of_config(stored)
+            if trained is not None:  # its types are named in the checkpoint's own scope
+                trained = in_scope(trained, config_scope(stored), source.framework)
             if trained is not None and not is_zoo_name(kind):
                 _check_training_config(network, model, trained, teacher.checkpoint, source)
             if "config" not in spec:  # a named config gives the convention itself
@@ -150,6 +168,14 @@ def _stored_convention(stored: dict, path: str) -> InputConvention | None:
             f"{path}: the training config stored in it has an unusable data_preprocessor "
             f"({err}). Give the teacher's pixel convention yourself: teacher.input=dict(mean=..., "
             "std=..., channel_order='RGB'|'BGR').") from None
+
+
+def _same_type(here: object, trained: object, framework: str) -> bool:
+    """``X`` built in ``framework`` and ``framework.X`` are one type (``trained`` has been
+    qualified with its checkpoint's scope already); names are compared otherwise."""
+    if not isinstance(here, str) or not isinstance(trained, str):
+        return here == trained
+    return split_scope(here, framework) == split_scope(trained, framework)
 
 
 @contextlib.contextmanager
@@ -184,7 +210,7 @@ def _weights_take_no_memory() -> Iterator[None]:
 def _check_training_config(network: dict, model: nn.Module, trained: dict, path: str,
                            source: BackboneSource) -> None:
     """Refuses a teacher that is not the network its checkpoint was trained as."""
-    if trained.get("type") != network.get("type"):
+    if not _same_type(network.get("type"), trained.get("type"), source.framework):
         differences = [f"type {network.get('type')!r} here vs {trained.get('type')!r}"]
     else:
         try:

@@ -4,7 +4,9 @@
 checkpoint=...)`` builds exactly the backbone that checkpoint was trained with: dilations,
 strides, norm and stem come from the config, not from a hand-copied dict (a D8 checkpoint
 loads into a non-dilated ResNet without a single shape error, and trains the wrong network).
-The teacher's pixel convention comes from the config's data preprocessor.
+The teacher's pixel convention comes from the config's data preprocessor. The config may be of
+another OpenMMLab library than the student's (an mmseg teacher in an mmdet model): its types
+keep the config's scope (``mmseg.ResNetV1c``), as the checkpoint's stored config's do.
 
 mmengine also stores the training config's text in every checkpoint (``meta['cfg']``), so a
 hand-written teacher dict can be held against the network its weights were trained in, and fed
@@ -96,8 +98,39 @@ def convention_of_config(cfg: Mapping) -> InputConvention | None:
                                         or cfg.get("data_preprocessor"))
 
 
-def backbone_from_config(name: str) -> tuple[dict, InputConvention | None]:
-    """The backbone dict and input convention of the segmentor config ``name``.
+def config_scope(cfg: Mapping, name: str | None = None) -> str | None:
+    """The registry scope a config's types are named in: its ``default_scope``, else the
+    package of an ``'mmseg::...'`` name; None when neither says."""
+    scope = cfg.get("default_scope")
+    if isinstance(scope, str) and scope:
+        return scope
+    return name.split("::", 1)[0] if name and "::" in name else None
+
+
+def split_scope(kind: str, scope: str | None) -> tuple[str | None, str]:
+    """``'mmseg.ResNetV1c'`` -> ``('mmseg', 'ResNetV1c')``; an unscoped type is in ``scope``."""
+    if "." in kind:
+        prefix, _, bare = kind.partition(".")
+        return prefix, bare
+    return scope, kind
+
+
+def in_scope(backbone: dict, scope: str | None, here: str) -> dict:
+    """``backbone`` with its type named so that the registry of ``here`` builds it in ``scope``.
+
+    A config's types are named in its own scope: ``ResNetV1c`` of an mmseg config, read inside
+    an mmdet model, is ``mmseg.ResNetV1c`` (mmdet's registry has no ``ResNetV1c`` of its own).
+    """
+    kind = backbone.get("type")
+    if not isinstance(kind, str) or scope in (None, here) or "." in kind:
+        return backbone
+    return {**backbone, "type": f"{scope}.{kind}"}
+
+
+def backbone_from_config(name: str, here: str | None = None
+                         ) -> tuple[dict, InputConvention | None]:
+    """The backbone dict and input convention of the (segmentor, detector, classifier) config
+    ``name``; with ``here`` (the framework that builds it), the type keeps the config's scope.
 
     Raises:
         FileNotFoundError: the config does not exist.
@@ -110,6 +143,8 @@ def backbone_from_config(name: str) -> tuple[dict, InputConvention | None]:
     backbone = backbone_of_config(cfg)
     if backbone is None:
         raise ValueError(f"teacher.config={name!r} ({path}) has no model.backbone.")
+    if here is not None:
+        backbone = in_scope(backbone, config_scope(cfg, name), here)
     return backbone, convention_of_config(cfg)
 
 
