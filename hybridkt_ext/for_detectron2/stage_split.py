@@ -155,6 +155,16 @@ def match_teacher_stages(student: StagedBackbone, teacher: StagedBackbone) -> St
         StageMismatchError: a student scale has no teacher stage ending there.
     """
     t_scale = [s.scale for s in teacher.stage_specs]
+    if len(set(t_scale)) == 1 and len(t_scale) > 1:
+        # A plain ViT keeps one resolution: its block groups have no scale to pair by, so they
+        # pair stage for stage (as core.align_stages does) and the adapters resize.
+        if teacher.num_stages == student.num_stages:
+            return teacher
+        raise StageMismatchError(
+            f"the teacher's stages [{describe_stages(teacher)}] all run at one scale (a plain "
+            f"ViT) and pair stage for stage, but the student has {student.num_stages} stages "
+            f"[{describe_stages(student)}]; give the student {teacher.num_stages} stages or the "
+            f"teacher {student.num_stages} block groups (vit_stages).")
     groups, start = [], 0
     for spec in student.stage_specs:
         ends = [i for i, s in enumerate(t_scale) if s == spec.scale and i >= start]

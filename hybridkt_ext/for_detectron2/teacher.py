@@ -17,6 +17,7 @@ from torch import nn
 from ..core import InputConvention, StagedBackbone
 from ..core.teacher_loading import load_teacher
 from ..core.teacher_spec import TeacherSpec
+from ..core.plain_vit_stages import is_timm_vit
 from ..core.zoo_teachers import build_zoo_model, split_zoo_model
 from .config import TEACHER_FRAMEWORKS
 from .stage_split import split_detectron2_resnet
@@ -26,6 +27,11 @@ from .teacher_config import config_convention, teacher_from_config
 def _zoo_teacher(framework: str, arch: str) -> StagedBackbone:
     kind = f"{framework}.{arch}"
     model = build_zoo_model(kind, where="MODEL.HYBRIDKT.TEACHER.ARCH")
+    if is_timm_vit(model) and not model.dynamic_img_size:
+        # detectron2 batches vary in size and no YAML key reaches the constructor: a timm ViT
+        # resamples its position embedding per batch instead of refusing all but img_size.
+        model = build_zoo_model(kind, {"dynamic_img_size": True},
+                                where="MODEL.HYBRIDKT.TEACHER.ARCH")
     fc = getattr(model, "fc", None)
     if isinstance(fc, nn.Linear):
         # The teacher lends its feature extractor only; a classifier would sit unused.
