@@ -23,6 +23,7 @@ from mmengine.registry import HOOKS
 
 from hybridkt_ext.core import HybridTrainingError, TeacherGuard, UnsupportedBackboneError
 
+from .lost_base_hooks import hooks_lost_from_base
 from .path_loss_log import PathLossLog
 from .teacher_in_checkpoints import (check_resumable, drop_teacher, find_backbone,
                                      restore_teacher, unwrap)
@@ -67,6 +68,12 @@ class HybridKTHook(Hook):
     def before_run(self, runner) -> None:
         # Any model with a HybridBackbone: its own loss runs the transfer mode's paths.
         install_transfer_step(unwrap(runner.model))
+        lost = hooks_lost_from_base(getattr(runner, "cfg", None))
+        if lost:
+            runner.logger.warning(
+                f"HybridKTHook: this config's custom_hooks drop {', '.join(lost)} of its _base_ "
+                "(a list under _base_ replaces the base's list), which changes the recipe. "
+                "Keep them: custom_hooks = [*_base_.custom_hooks, dict(type='HybridKTHook')].")
 
     def before_train(self, runner) -> None:
         # EMAHook built its averaged copy in before_run, after this hook's (VERY_HIGH) one.

@@ -123,3 +123,18 @@ def test_ema_recipe_trains_saves_resumes_and_exports_the_ema_student(name, tmp_p
     assert resumed.iter == 4 and (work / "iter_4.pth").is_file()
     resumed_ema = next(h for h in resumed.hooks if isinstance(h, EMAHook)).ema_model
     assert int(resumed_ema.steps) == 4  # the EMA state came back with the checkpoint
+
+
+@pytest.mark.parametrize("hooks, lost", [
+    ("[dict(type='HybridKTHook')]", ["EMAHook", "PipelineSwitchHook"]),
+    ("[*_base_.custom_hooks, dict(type='HybridKTHook')]", [])])
+def test_a_conversion_that_drops_the_base_hooks_is_named(hooks, lost, tmp_path):
+    from mmengine.config import Config
+
+    from hybridkt_ext.for_openmmlab.lost_base_hooks import hooks_lost_from_base
+
+    config = tmp_path / "rtmdet_tiny_hybrid.py"
+    config.write_text(f"_base_ = 'mmdet::{RECIPES['rtmdet_tiny']}'\ncustom_hooks = {hooks}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert hooks_lost_from_base(Config.fromfile(str(config))) == lost
