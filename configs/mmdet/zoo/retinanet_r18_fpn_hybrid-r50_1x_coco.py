@@ -9,4 +9,4 @@ model = dict(
                   teacher=dict(type='ResNet', depth=50, checkpoint='detector_r50.pth',
                                prefix='backbone.')),
     neck=dict(in_channels=[64, 128, 256, 512]))
-custom_hooks = [dict(type='HybridKTHook')]
+custom_hooks = [*_base_.get('custom_hooks', []), dict(type='HybridKTHook')]  # the base's kept
