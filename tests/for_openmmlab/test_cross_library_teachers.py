@@ -141,7 +141,11 @@ def test_an_mmdet_detector_teacher_trains_in_an_mmseg_config(tmp_path):
     checkpoint = _save_mmengine_teacher(str(detector), tmp_path / "detector.pth")
     cfg = _parse(HYBRID_CONFIG)
     cfg.model.backbone.teacher = dict(config=str(detector), checkpoint=str(checkpoint))
-    run_config(cfg, tmp_path / "work", tmp_path / "data")
+    runner = run_config(cfg, tmp_path / "work", tmp_path / "data")
+    # mmdet's own ResNet (the student is mmseg's ResNetV1c), not mmseg's of the same name.
+    from mmdet.models.backbones import ResNet
+
+    assert any(type(m) is ResNet for m in runner.model.backbone.modules())
     _trained_steps(tmp_path / "work")
 
 
