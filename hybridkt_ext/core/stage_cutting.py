@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .errors import UnsupportedBackboneError
 from .stages import StagedBackbone, StageSpec, feature_map
 
 
@@ -67,6 +68,29 @@ def probe_shapes(root: nn.Module, parts: Sequence[nn.Module], in_channels: int =
         for module, training in flags:
             module.training = training
     return shapes
+
+
+def declared_probe_size(model: nn.Module, default: int = 64) -> int:
+    """The probe side for ``model``: its declared square ``img_size`` if it has one, else
+    ``default``.
+
+    Position tables with one entry per patch of ``img_size`` (mmseg's BEiT and MAE) refuse
+    any other input, so a fixed small probe cannot run them; models that interpolate (mmseg's
+    VisionTransformer) are probed at their own size too, so every probe of a model agrees.
+    """
+    size = getattr(model, "img_size", None)
+    if isinstance(size, int):
+        size = (size, size)
+    if not (isinstance(size, (tuple, list)) and len(size) == 2
+            and all(isinstance(s, int) for s in size)):
+        return default  # no declared size, or one that is not an image side
+    height, width = size
+    if height != width:
+        raise UnsupportedBackboneError(
+            f"{type(model).__name__}(img_size={tuple(size)}): the stage probe is square, and "
+            "this backbone's position tables accept only its own non-square size; use a square "
+            "img_size.")
+    return int(height)
 
 
 def conv_dilation(modules: Sequence[nn.Module]) -> int:

@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import torch
 
+from .stage_cutting import declared_probe_size
 from .stages import StagedBackbone, feature_map
 
 _COUNTER_SUFFIX = "num_batches_tracked"
 
 
 def used_state_keys(staged: StagedBackbone, in_channels: int = 3,
-                    probe_size: int = 64) -> set[str]:
+                    probe_size: int | None = None) -> set[str]:
     """State-dict keys of ``staged.model`` that running all stages reads (counters excluded).
 
     The probe runs in eval mode with every training and ``requires_grad`` flag restored, so a
     frozen teacher stays frozen and no running statistic changes.
     """
     model = staged.model
+    # Default: the size the stages were cut at (a BEiT's position tables take no other).
+    probe_size = declared_probe_size(model) if probe_size is None else probe_size
     called: set[int] = set()
     handles = [m.register_forward_pre_hook(lambda mod, _args: called.add(id(mod)))
                for m in model.modules()]

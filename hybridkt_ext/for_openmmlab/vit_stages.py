@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hybridkt_ext.core import StagedBackbone, UnsupportedBackboneError
-from hybridkt_ext.core.stage_cutting import cut_into_stages
+from hybridkt_ext.core.stage_cutting import cut_into_stages, declared_probe_size
 
 from .transformer_stages import to_map, to_tokens
 
@@ -79,23 +79,6 @@ class ViTOutput(nn.Module):
         if getattr(self._root[0], "output_cls_token", False):
             return [x[0], x[1].flatten(1)]
         return x[0]
-
-
-def declared_probe_size(model: nn.Module) -> int:
-    """The side of the image a plain ViT declares with ``img_size``, where the stage probe runs.
-
-    BEiT's relative position tables and MAE's absolute position embedding have one entry per
-    patch of ``img_size`` and refuse any other input, so a fixed small probe cannot run them;
-    VisionTransformer interpolates, but probing at its own size keeps all three alike.
-    """
-    size = getattr(model, "img_size", 64)
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if height != width:
-        raise UnsupportedBackboneError(
-            f"{type(model).__name__}(img_size={tuple(size)}): the stage probe is square, and "
-            "this backbone's position tables accept only its own non-square size; use a square "
-            "img_size.")
-    return int(height)
 
 
 def _split(model: nn.Module) -> tuple[StagedBackbone, tuple[int, ...]]:
