@@ -12,6 +12,13 @@ detectron2's current baselines are LazyConfig ``.py`` files whose FPN reads its 
                      weights="checkpoints/faster_rcnn_R_50_FPN_3x.pkl"),
         out_features="${.student.out_features}")  # what the FPN's in_features point at
 
+ViTDet's ``SimpleFeaturePyramid`` reads a plain ViT from ``model.backbone.net``; the same call
+wraps it, with ``out_feature="${.student.out_feature}"`` so that the pyramid's
+``in_feature="${.net.out_feature}"`` still resolves::
+
+    model.backbone.net = L(hybrid_bottom_up)(
+        student=model.backbone.net, teacher=dict(...), out_feature="${.student.out_feature}")
+
 The teacher keys are those of ``MODEL.HYBRIDKT.TEACHER`` in lower case (``config``,
 ``framework``, ``arch``, ``weights``, ``weights_prefix``, ``weights_remap``, ``weights_strict``,
 ``allow_random_init``, ``pixel_mean``, ``pixel_std``, ``input_format``), built by the same code.
@@ -38,6 +45,7 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
                      switch_points: Sequence[int] = (), recompute_teacher: bool = False,
                      teacher_precision: str | None = None,
                      out_features: Sequence[str] | None = None,
+                     out_feature: str | None = None,
                      trust_checkpoints: bool = False,
                      **mode_options: Mapping[str, Any] | None) -> HybridBottomUp:
     """The student bottom-up with a frozen teacher, as the FPN's bottom-up.
@@ -50,6 +58,9 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
         switch_points, recompute_teacher, teacher_precision: as
             ``MODEL.HYBRIDKT.SWITCH_POINTS`` / ``RECOMPUTE_TEACHER`` / ``TEACHER_PRECISION``.
         out_features: the student stages the FPN reads (default: the student's own).
+        out_feature: ViTDet's one feature, ``"${.student.out_feature}"``: the field that
+            ``SimpleFeaturePyramid``'s ``in_feature="${.net.out_feature}"`` reads once
+            ``backbone.net`` is this call; it must be one of the features.
         trust_checkpoints: unpickle any class in the teacher file (trusted files only).
         **mode_options: the transfer mode's loss options under its name:
             ``fitnet=dict(stages, weight)``, ``at=dict(stages, beta, p)``.
@@ -70,6 +81,10 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
     hk.RECOMPUTE_TEACHER, hk.TRUST_CHECKPOINTS = recompute_teacher, trust_checkpoints
     hk.TEACHER_PRECISION = teacher_precision or ""
     features = list(out_features or student.output_shape())
+    if out_feature is not None and out_feature not in features:
+        raise ValueError(f"hybrid_bottom_up: out_feature={out_feature!r} is not among the "
+                         f"student's features {features}; set out_feature="
+                         "\"${.student.out_feature}\".")
     engine = build_hybrid_engine(cfg, split_bottom_up(student), features, settings.mode)
     return HybridBottomUp(engine, features, settings,
                           teacher_input_convention(cfg) if settings.mode.needs_teacher else None)

@@ -15,16 +15,19 @@ from typing import Sequence
 
 from detectron2.modeling.backbone import ResNet
 from detectron2.modeling.backbone.regnet import AnyNet
+from detectron2.modeling.backbone.vit import ViT
 from torch import nn
 
 from ..core import StagedBackbone, StageSpec, SubmoduleChain, merge_stages
 from ..core.stage_alignment import StageMismatchError, describe_stages
+from .vitdet_stages import split_detectron2_vit
 
 _RESNET_STAGES = ("res2", "res3", "res4", "res5")
 
 # The bottom-up types split_bottom_up knows, for its error message.
 SUPPORTED_BOTTOM_UPS = ("detectron2 ResNet (build_resnet_backbone)",
                         "detectron2 RegNet / AnyNet (e.g. configs/new_baselines/*regnet*)",
+                        "detectron2 ViT (ViTDet's backbone.net)",
                         "a backbone with a staged() method (e.g. MobileNetV1Backbone)")
 
 
@@ -122,6 +125,8 @@ def split_bottom_up(bottom_up: nn.Module) -> StagedBackbone:
         return split_detectron2_resnet(bottom_up)
     if isinstance(bottom_up, AnyNet):
         return split_detectron2_regnet(bottom_up)
+    if isinstance(bottom_up, ViT):  # ViTDet's net, inside SimpleFeaturePyramid
+        return split_detectron2_vit(bottom_up)
     if callable(getattr(bottom_up, "staged", None)):
         staged = bottom_up.staged()
         if staged.model is not bottom_up:
@@ -155,16 +160,18 @@ def match_teacher_stages(student: StagedBackbone, teacher: StagedBackbone) -> St
         StageMismatchError: a student scale has no teacher stage ending there.
     """
     t_scale = [s.scale for s in teacher.stage_specs]
-    if len(set(t_scale)) == 1 and len(t_scale) > 1:
-        # A plain ViT keeps one resolution: its block groups have no scale to pair by, so they
-        # pair stage for stage (as core.align_stages does) and the adapters resize.
+    s_scale = [s.scale for s in student.stage_specs]
+    if min(len(set(t_scale)), len(set(s_scale))) == 1 < max(len(t_scale), len(s_scale)):
+        # A plain ViT (teacher, or ViTDet's student) keeps one resolution: its block groups
+        # have no scale to pair by, so they pair stage for stage (as core.align_stages does)
+        # and the adapters resize.
         if teacher.num_stages == student.num_stages:
             return teacher
         raise StageMismatchError(
-            f"the teacher's stages [{describe_stages(teacher)}] all run at one scale (a plain "
-            f"ViT) and pair stage for stage, but the student has {student.num_stages} stages "
-            f"[{describe_stages(student)}]; give the student {teacher.num_stages} stages or the "
-            f"teacher {student.num_stages} block groups (vit_stages).")
+            f"the teacher's stages [{describe_stages(teacher)}] and the student's "
+            f"[{describe_stages(student)}]: a plain ViT's stages all run at one scale and pair "
+            "stage for stage, so both need the same number of stages (a plain ViT has four "
+            "block groups).")
     groups, start = [], 0
     for spec in student.stage_specs:
         ends = [i for i, s in enumerate(t_scale) if s == spec.scale and i >= start]

@@ -29,9 +29,11 @@ TOTAL_KEY = "loss_hkt"  # the one key SimpleTrainer sums
 
 
 def find_hybrid_bottom_up(model: nn.Module) -> HybridBottomUp | None:
-    """The hybrid bottom-up of a meta-architecture: its backbone, or the backbone's bottom-up."""
+    """The hybrid bottom-up of a meta-architecture: its backbone, the backbone's bottom-up
+    (FPN), or its net (ViTDet's SimpleFeaturePyramid)."""
     backbone = getattr(model, "backbone", None)
-    for candidate in (backbone, getattr(backbone, "bottom_up", None)):
+    for candidate in (backbone, getattr(backbone, "bottom_up", None),
+                      getattr(backbone, "net", None)):
         if isinstance(candidate, HybridBottomUp):
             return candidate
     return None
