@@ -36,7 +36,7 @@ from ..core import TransferSettings, transfer_mode_names
 from ..core.closest_names import did_you_mean, keyword_names, refuse_unknown_keys
 from .config import add_hybridkt_config
 from .hybrid_backbone import HybridBottomUp, build_hybrid_engine
-from .stage_split import split_bottom_up
+from .stage_split import SUPPORTED_BOTTOM_UPS, split_bottom_up
 from .teacher import teacher_input_convention
 
 
@@ -66,7 +66,8 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
             ``fitnet=dict(stages, weight)``, ``at=dict(stages, beta, p)``.
 
     Raises:
-        ValueError: an unknown teacher key, transfer mode or balance setting.
+        ValueError: an unknown teacher key, transfer mode or balance setting, or a student
+            that cannot be split into stages.
     """
     cfg = get_cfg()
     add_hybridkt_config(cfg)
@@ -85,7 +86,16 @@ def hybrid_bottom_up(student: Backbone, teacher: Mapping[str, Any] | None = None
         raise ValueError(f"hybrid_bottom_up: out_feature={out_feature!r} is not among the "
                          f"student's features {features}; set out_feature="
                          "\"${.student.out_feature}\".")
-    engine = build_hybrid_engine(cfg, split_bottom_up(student), features, settings.mode)
+    try:
+        staged = split_bottom_up(student)
+    except TypeError:
+        # split_bottom_up words its refusal for YAML configs (MODEL.HYBRIDKT.*): name the
+        # LazyConfig field instead, as a one-line user error of the tools.
+        raise ValueError(
+            f"hybrid_bottom_up(student=...) got a {type(student).__name__}, which cannot be "
+            f"split into stages; student must build one of: {'; '.join(SUPPORTED_BOTTOM_UPS)} "
+            "(model.backbone.bottom_up of an FPN, model.backbone.net of ViTDet).") from None
+    engine = build_hybrid_engine(cfg, staged, features, settings.mode)
     return HybridBottomUp(engine, features, settings,
                           teacher_input_convention(cfg) if settings.mode.needs_teacher else None)
 

@@ -69,3 +69,19 @@ def test_the_stock_vitdet_config_trains_hybrid_two_iterations(teacher, tmp_path,
     lazy_training.run(cfg, args)
     rows = [json.loads(r) for r in (tmp_path / "out" / "metrics.json").read_text().splitlines()]
     assert [r["iteration"] for r in rows if "hkt_alpha" in r] == [0, 1]
+
+
+def test_an_unsplittable_lazy_student_is_named_by_its_lazyconfig_field():
+    from detectron2.modeling.backbone import Backbone
+
+    from hybridkt_ext.for_detectron2.lazy import hybrid_bottom_up
+
+    class Custom(Backbone):  # a user's own bottom-up, declaring no stages
+        def forward(self, x):
+            return {"out": x}
+
+    with pytest.raises(ValueError, match=r"hybrid_bottom_up\(student=...\) got a Custom.*"
+                                         r"model.backbone.net of ViTDet") as error:
+        hybrid_bottom_up(Custom(), teacher=dict(arch="resnet18", allow_random_init=True),
+                         out_features=["out"])
+    assert "MODEL.HYBRIDKT" not in str(error.value)
