@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .errors import UnsupportedBackboneError
-from .stage_cutting import cut_into_stages
+from .stage_cutting import cut_into_stages, declared_probe_size
 from .stages import StagedBackbone, feature_map
 
 # A model built by ``build_zoo_model`` with ``vit_stages=...`` keeps the choice here until it
@@ -147,15 +147,6 @@ class PlainViTSegment(nn.Module):
         return (grid.contiguous(), *(carried[:, :, k:k + 1] for k in range(prefix)))
 
 
-def _probe_size(model: nn.Module, where: str) -> int:
-    size = model.patch_embed.img_size if is_timm_vit(model) else (model.image_size,) * 2
-    if size[0] != size[1]:
-        raise UnsupportedBackboneError(
-            f"{where}: img_size {tuple(size)} is not square, and the stage probe is; build it "
-            "with a square img_size (dynamic_img_size=True still takes other sizes).")
-    return int(size[0])
-
-
 def split_plain_vit(model: nn.Module, vit_stages: int | Sequence[int] | None = None
                     ) -> StagedBackbone:
     """Splits a timm ``VisionTransformer`` or torchvision ``VisionTransformer`` at block groups.
@@ -188,5 +179,5 @@ def split_plain_vit(model: nn.Module, vit_stages: int | Sequence[int] | None = N
     staged, _ = cut_into_stages(model, parts, names, out_parts=range(len(parts)),
                                 dilations=[1] * len(parts),
                                 taps={k: tap for k in range(len(parts))} if tap else None,
-                                global_tokens=prefix, probe_size=_probe_size(model, where))
+                                global_tokens=prefix, probe_size=declared_probe_size(model))
     return staged

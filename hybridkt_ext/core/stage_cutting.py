@@ -78,7 +78,10 @@ def declared_probe_size(model: nn.Module, default: int = 64) -> int:
     any other input, so a fixed small probe cannot run them; models that interpolate (mmseg's
     VisionTransformer) are probed at their own size too, so every probe of a model agrees.
     """
-    size = getattr(model, "img_size", None)
+    # timm's ViTs keep it on their patch embedding, torchvision's call it image_size.
+    declared = (getattr(model, "img_size", None), getattr(model, "image_size", None),
+                getattr(getattr(model, "patch_embed", None), "img_size", None))
+    size = next((s for s in declared if s is not None), None)
     if isinstance(size, int):
         size = (size, size)
     if not (isinstance(size, (tuple, list)) and len(size) == 2

@@ -13,6 +13,7 @@ from torchvision import models
 from hybridkt_ext.core.hybrid_forward import HybridForward
 from hybridkt_ext.core.plain_vit_stages import block_groups, split_plain_vit
 from hybridkt_ext.core.splitters import split_backbone, split_resnet
+from hybridkt_ext.core.stage_usage import used_state_keys
 from hybridkt_ext.core.stages import check_stage_contract
 from hybridkt_ext.core.timm_backbones import split_timm_model
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, split_zoo_model
@@ -58,6 +59,9 @@ def test_timm_vit_stages_reproduce_forward_features(kind):
         assert len(out) == 1 + model.num_prefix_tokens  # registers travel with the class token
         torch.testing.assert_close(features[-1], timm_features(model, image))
     check_stage_contract(staged, image_size=(side, side))
+    # Loading a checkpoint probes which weights the stages use: at the declared size, the only
+    # one a fixed-size ViT takes.
+    assert "pos_embed" in used_state_keys(staged)
 
 
 def test_dynamic_img_size_takes_other_sizes_and_fixed_size_names_the_fix():
@@ -99,6 +103,7 @@ def test_torchvision_vit_b_16_matches_its_encoder_and_refuses_other_sizes():
         _, features = run_stages(staged, image)
     expected = tokens[:, 1:].transpose(1, 2).reshape(2, 768, 2, 2)
     torch.testing.assert_close(features[-1], expected)
+    assert "encoder.pos_embedding" in used_state_keys(staged)
     with pytest.raises(ValueError, match="image_size set to the training size"):
         staged.stage_specs[0].module(torch.randn(1, 3, 48, 48))
 
