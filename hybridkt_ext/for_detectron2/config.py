@@ -9,6 +9,7 @@ stage boundary, dynamic balancing alpha = 2*L3/(L1+L2).
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Any, Mapping, Sequence
 
@@ -149,12 +150,58 @@ def merge_config_file(cfg: CN, config_file: str) -> None:
             raise ValueError(f"{config_file}: a detectron2 YAML config is a mapping of config "
                              f"keys (MODEL: ..., SOLVER: ...), this file holds {holds}.")
         # allow_unsafe=False: detectron2 would otherwise retry a YAML that safe_load refuses
-        # with yaml.unsafe_load, which runs the Python that !!python/object tags name.
-        cfg.merge_from_file(config_file, allow_unsafe=False)
+        # with yaml.unsafe_load, which runs the Python that !!python/object tags name. Only
+        # detectron2's own model-zoo files, installed with its code, may do so (Base-RetinaNet
+        # computes its anchor sizes with an eval tag).
+        cfg.merge_from_file(config_file, allow_unsafe=_only_model_zoo_runs_code(config_file))
     except yaml.YAMLError as err:
         raise ValueError(f"not a valid YAML config: {_yaml_problem(err, config_file)}") from None
     except KeyError as err:
         raise _unknown_key_error(cfg, err, config_file) from None
+
+
+def _base_chain(config_file: str) -> list[str]:
+    """The file and every ``_BASE_`` it names, resolved as detectron2 resolves them."""
+    chain, todo = [], [config_file]
+    while todo:
+        path = todo.pop()
+        chain.append(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                base = (yaml.load(f, Loader=_BaseKeyLoader) or {}).get("_BASE_")
+        except (OSError, yaml.YAMLError):
+            continue  # merge_from_file reports it
+        if isinstance(base, str):
+            base = os.path.expanduser(base)
+            todo.append(base if base.startswith("/") else
+                        os.path.join(os.path.dirname(path), base))
+    return chain
+
+
+class _BaseKeyLoader(yaml.SafeLoader):
+    """Safe loading that reads a tagged value as ``None`` instead of running it (the chain
+    walk only needs ``_BASE_``)."""
+
+
+_BaseKeyLoader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+
+
+def _only_model_zoo_runs_code(config_file: str) -> bool:
+    """Whether the files of ``config_file``'s chain that safe loading refuses are all
+    detectron2's own model-zoo configs (True), or none is refused (False)."""
+    from detectron2 import model_zoo
+
+    zoo = os.path.realpath(os.path.join(os.path.dirname(model_zoo.__file__), "configs"))
+    refused = []
+    for path in _base_chain(config_file):
+        try:
+            with open(path, encoding="utf-8") as f:
+                yaml.safe_load(f)
+        except yaml.constructor.ConstructorError:
+            refused.append(os.path.realpath(path))
+        except (OSError, yaml.YAMLError):
+            return False  # merge_from_file reports it
+    return bool(refused) and all(path.startswith(zoo + os.sep) for path in refused)
 
 
 def merge_config_list(cfg: CN, opts: Sequence[str]) -> None:
