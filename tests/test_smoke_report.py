@@ -21,6 +21,18 @@ def test_teacher_forms_become_each_frameworks_own_settings():
         "MODEL.HYBRIDKT.TEACHER.WEIGHTS", "t.safetensors"]
 
 
+def test_teacher_options_are_literals_for_openmmlab_and_refused_for_detectron2():
+    vit = TeacherOption.parse("timm.vit_tiny_patch16_224", options=["dynamic_img_size=True",
+                                                                    "vit_stages=[2, 5, 8, 11]"])
+    assert vit.openmmlab_teacher() == dict(type="timm.vit_tiny_patch16_224",
+                                           allow_random_init=True, dynamic_img_size=True,
+                                           vit_stages=[2, 5, 8, 11])
+    with pytest.raises(TeacherOptionError, match="MODEL.HYBRIDKT.TEACHER"):
+        vit.detectron2_options()
+    with pytest.raises(TeacherOptionError, match="KEY=VALUE"):
+        TeacherOption.parse("timm.resnet18", options=["dynamic_img_size"])
+
+
 @pytest.mark.parametrize("text", ["resnet18", "config:", "torchvision.", "mmseg::x.py"])
 def test_a_teacher_in_no_known_form_is_refused_naming_the_forms(text):
     with pytest.raises(TeacherOptionError, match="config:<file"):

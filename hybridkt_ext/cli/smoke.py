@@ -34,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--teacher", help=f"convert a stock config with this teacher: "
                                           f"{TEACHER_FORMS}")
     parser.add_argument("--teacher-checkpoint", help="the teacher's weights (default: random)")
+    parser.add_argument("--teacher-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a further teacher key of an mmseg/mmdet HybridBackbone (Python "
+                             "literal), e.g. dynamic_img_size=True for a timm ViT")
     parser.add_argument("--iters", type=int, default=4, help="iterations of each run")
     parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"),
                         help="image size of the generated data (mmseg: the crop; mmdet and "
@@ -43,14 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.iters < 1:
         parser.error(f"--iters must be at least 1, got {args.iters}")
-    if args.teacher_checkpoint and not args.teacher:
-        parser.error("--teacher-checkpoint needs --teacher")
+    if (args.teacher_checkpoint or args.teacher_option) and not args.teacher:
+        parser.error("--teacher-checkpoint and --teacher-option need --teacher")
     return args
 
 
 def smoke(args: argparse.Namespace) -> int:
-    teacher = (TeacherOption.parse(args.teacher, args.teacher_checkpoint) if args.teacher
-               else None)
+    teacher = (TeacherOption.parse(args.teacher, args.teacher_checkpoint, args.teacher_option)
+               if args.teacher else None)
     kind = config_kind(args.config)
     with tempfile.TemporaryDirectory(prefix="hybridkt-smoke-") as scratch:
         work_dir = Path(args.work_dir or scratch)

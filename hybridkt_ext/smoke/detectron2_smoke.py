@@ -104,9 +104,38 @@ class _StepTimes:
         self.hook = Hook()
 
 
-def _train(trainer_class, cfg):
+def calibrate_frozen_norms(model, size: tuple[int, int]) -> int:
+    """Sets the statistics of the student's FrozenBN layers from one random batch; returns
+    how many. The stock configs start from ImageNet weights, which a smoke run cannot
+    download: with random weights and FrozenBN's initial statistics (no normalisation) the
+    activations grow block by block and a ResNet-101 step ends in Inf/NaN before any
+    update. The teacher is left as it is (it must stay bit-identical)."""
+    from detectron2.layers import FrozenBatchNorm2d
+
+    from hybridkt_ext.for_detectron2.hooks import find_teacher
+
+    teacher = find_teacher(model)
+    skip = {id(m) for m in teacher.modules()} if teacher is not None else set()
+
+    def measure(norm, inputs):
+        norm.running_mean.copy_(inputs[0].mean((0, 2, 3)))
+        norm.running_var.copy_(inputs[0].var((0, 2, 3)))
+
+    handles = [m.register_forward_pre_hook(measure) for m in model.backbone.modules()
+               if isinstance(m, FrozenBatchNorm2d) and id(m) not in skip]
+    try:
+        with torch.no_grad():  # outside a training step: the student path alone
+            model.backbone(torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return len(handles)
+
+
+def _train(trainer_class, cfg, size: tuple[int, int]):
     timer = _StepTimes()
     trainer = trainer_class(cfg)
+    calibrate_frozen_norms(trainer.model, size)
     trainer.register_hooks([timer.hook])
     trainer.train()
     times = timer.seconds
@@ -169,8 +198,9 @@ def run_detectron2_smoke(config: str, teacher: TeacherOption | None, iters: int,
     for name, cfg in (("plain", plain), ("hybrid", hybrid)):
         cfg.merge_from_list([*small_options(size, iters, work_dir / name),
                              "SOLVER.BASE_LR", str(start_lr), "SOLVER.WARMUP_FACTOR", "1.0"])
-    _, plain_seconds = _train(DefaultTrainer, plain)
-    trainer, hybrid_seconds = _train(HybridKTTrainer, hybrid)
+    short = min(size)
+    _, plain_seconds = _train(DefaultTrainer, plain, (short, 2 * short))
+    trainer, hybrid_seconds = _train(HybridKTTrainer, hybrid, (short, 2 * short))
     history = trainer.storage.histories()
     losses = []
     if "hkt_alpha" in history:
@@ -179,7 +209,6 @@ def run_detectron2_smoke(config: str, teacher: TeacherOption | None, iters: int,
         losses = [IterationLosses(i + 1, a, series["hkt_L1"][i], series["hkt_L2"][i],
                                   series["hkt_L3"][i])
                   for i, a in sorted(series["hkt_alpha"].items())]
-    short = min(size)
     return SmokeResult(
         config=config, framework="detectron2", iterations=iters, losses=losses,
         plain_seconds=plain_seconds, hybrid_seconds=hybrid_seconds,
@@ -187,4 +216,4 @@ def run_detectron2_smoke(config: str, teacher: TeacherOption | None, iters: int,
         changes=[f"data: {DATASET} (masks, keypoints, semantic labels), short side {short}",
                  f"schedule: {iters} iterations at the recipe's first LR ({start_lr:g}), "
                  f"no evaluation", "MODEL.WEIGHTS '' (no "
-                 "downloads)"])
+                 "downloads), the student's FrozenBN statistics measured on a random batch"])

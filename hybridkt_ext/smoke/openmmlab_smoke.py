@@ -59,10 +59,11 @@ def convert(cfg: Config, teacher: TeacherOption, scope: str) -> Config:
     data["model"]["backbone"] = dict(type="HybridBackbone", student=student,
                                      teacher=teacher.openmmlab_teacher())
     imports = data.setdefault("custom_imports", dict(imports=[], allow_failed_imports=False))
+    modules = imports.get("imports", [])
+    modules = [modules] if isinstance(modules, str) else list(modules)  # mmengine takes both
     adapter = f"hybridkt_ext.for_{scope}"
-    if adapter not in imports.setdefault("imports", []):
-        imports["imports"].append(adapter)
-    data["custom_hooks"] = [*data.get("custom_hooks", []), dict(type=HOOK)]
+    imports["imports"] = modules if adapter in modules else [*modules, adapter]
+    data["custom_hooks"] = [*(data.get("custom_hooks") or []), dict(type=HOOK)]
     return Config(data)
 
 
@@ -116,8 +117,14 @@ def _mmdet_data(cfg: Config, root: Path, size: tuple[int, int]) -> dict:
     for augment in preprocessor.get("batch_augments") or []:
         if "size" in augment:  # e.g. Mask2Former's fixed 1024x1024 pad
             augment["size"] = size
-    return coco_dataset(root / "citypersons", [f"class{i}" for i in range(classes)],
-                        short_side=min(size))
+    annotations = next((n for n in _walk(cfg.train_dataloader)
+                        if n.get("type") == "LoadAnnotations"), None)
+    dataset = coco_dataset(root / "citypersons", [f"class{i}" for i in range(classes)],
+                           short_side=min(size), annotations=annotations)
+    if cfg.train_dataloader.dataset.get("type") == "MultiImageMixDataset":
+        # YOLOX's mode-switch hook talks to this wrapper; its Mosaic/MixUp steps stay out.
+        dataset = dict(type="MultiImageMixDataset", dataset=dataset, pipeline=[])
+    return dataset
 
 
 def smoke_config(cfg: Config, scope: str, work_dir: Path, data_root: Path, iters: int,

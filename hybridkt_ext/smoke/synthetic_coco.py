@@ -2,7 +2,7 @@
 
 The synthetic CityPersons (``datasets/synthetic_citypersons``) has boxes only, in CityPersons'
 own format; Mask R-CNN and the other mask heads need instance masks, and a config's heads their
-own class count. This writes ``annotations/smoke_<split>.json`` in COCO's format beside the
+own class count. This writes ``annotations/smoke_train.json`` in COCO's format beside the
 generated images: every pedestrian box (ignore regions left out) with its rectangle as the
 polygon mask, labelled with the classes cycled through in order so every class index occurs.
 mmdet's own ``CocoDataset`` reads it (``coco_dataset``).
@@ -40,12 +40,20 @@ def write_synthetic_coco(root: str | Path, classes: Sequence[str], num_train: in
 
 
 def coco_dataset(root: str | Path, classes: Sequence[str], short_side: int,
-                 num_train: int = 8) -> dict:
+                 annotations: dict | None = None, num_train: int = 8) -> dict:
     """An mmdet ``CocoDataset`` config over ``write_synthetic_coco``'s file, images resized so
-    their short side is ``short_side`` (boxes and masks loaded)."""
+    their short side is ``short_side``.
+
+    ``annotations``: the config's own ``LoadAnnotations`` step; masks are loaded as it loads
+    them (only when it does: some heads use masks whenever the targets have them, e.g.
+    RTMDet's assigner, and expect the form their pipeline makes).
+    """
     ann_file = write_synthetic_coco(root, classes, num_train)
+    stock = annotations or {}
+    masks = dict(with_mask=True, poly2mask=stock.get("poly2mask", True)) \
+        if stock.get("with_mask") else {}
     pipeline = [dict(type="LoadImageFromFile"),
-                dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+                dict(type="LoadAnnotations", with_bbox=True, **masks),
                 dict(type="Resize", scale=(4 * short_side, short_side), keep_ratio=True),
                 dict(type="PackDetInputs")]
     return dict(type="CocoDataset", data_root=str(Path(ann_file).parents[1]),

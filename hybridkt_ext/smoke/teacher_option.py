@@ -7,7 +7,8 @@ checkpoint is named: a smoke run checks the machinery, not the transfer.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+from dataclasses import dataclass, field
 
 ZOO_PREFIXES = ("torchvision.", "timm.")
 TEACHER_FORMS = "config:<file or mmseg::/mmdet:: name>, torchvision.<name> or timm.<name>"
@@ -24,13 +25,18 @@ class TeacherOption:
     config: str | None = None  # the teacher's training config
     zoo_name: str | None = None  # 'torchvision.resnet18' / 'timm.convnext_tiny'
     checkpoint: str | None = None
+    # Further teacher keys of an OpenMMLab HybridBackbone (``--teacher-option k=v``), e.g.
+    # dynamic_img_size=True for a timm ViT fed the smoke run's image size.
+    options: dict = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str, checkpoint: str | None = None) -> "TeacherOption":
+    def parse(cls, text: str, checkpoint: str | None = None,
+              options: list[str] = ()) -> "TeacherOption":
+        keys = dict(_key_value(item) for item in options)
         if text.startswith("config:") and len(text) > len("config:"):
-            return cls(config=text[len("config:"):], checkpoint=checkpoint)
+            return cls(config=text[len("config:"):], checkpoint=checkpoint, options=keys)
         if text.startswith(ZOO_PREFIXES) and "." in text and not text.endswith("."):
-            return cls(zoo_name=text, checkpoint=checkpoint)
+            return cls(zoo_name=text, checkpoint=checkpoint, options=keys)
         raise TeacherOptionError(f"--teacher {text!r}: name it as {TEACHER_FORMS}.")
 
     def openmmlab_teacher(self) -> dict:
@@ -38,12 +44,16 @@ class TeacherOption:
         loading = (dict(checkpoint=self.checkpoint) if self.checkpoint
                    else dict(allow_random_init=True))
         if self.config:
-            return dict(config=self.config, **loading)
-        return dict(type=self.zoo_name, **loading)
+            return dict(config=self.config, **loading, **self.options)
+        return dict(type=self.zoo_name, **loading, **self.options)
 
     def detectron2_options(self) -> list[str]:
         """The ``MODEL.HYBRIDKT.TEACHER.*`` settings of a detectron2 YAML config."""
         key = "MODEL.HYBRIDKT.TEACHER."
+        if self.options:
+            raise TeacherOptionError(
+                f"--teacher-option {sorted(self.options)}: a detectron2 YAML teacher takes only "
+                f"MODEL.HYBRIDKT.TEACHER.* keys; set them in the config instead.")
         if self.config:
             opts = [key + "CONFIG", self.config]
         else:
@@ -52,3 +62,14 @@ class TeacherOption:
         if self.checkpoint:
             return opts + [key + "WEIGHTS", self.checkpoint]
         return opts + [key + "ALLOW_RANDOM_INIT", "True"]
+
+
+def _key_value(item: str) -> tuple[str, object]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.isidentifier():
+        raise TeacherOptionError(f"--teacher-option {item!r}: write KEY=VALUE, e.g. "
+                                 f"dynamic_img_size=True.")
+    try:
+        return key, ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return key, text  # a plain string
