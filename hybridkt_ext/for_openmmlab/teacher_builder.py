@@ -10,6 +10,8 @@ The teacher network is named in one of three ways, next to ``core.TeacherSpec``'
                  checkpoint=..., prefix='backbone.')
     # 3. from torchvision or timm, built without weights
     teacher=dict(type='timm.convnext_tiny', checkpoint='convnext_tiny.safetensors')
+    # 4. by the detectron2 config it was trained with (a YAML, or 'detectron2::<LazyConfig>')
+    teacher=dict(config='COCO-Detection/faster_rcnn_R_50_FPN_3x.yaml', checkpoint='model_final.pkl')
 
     # loading keys (all optional but checkpoint): prefix, remap, strict, input,
     # allow_random_init, trust_checkpoint (see hybridkt_ext.core.TeacherSpec)
@@ -40,6 +42,7 @@ from hybridkt_ext.core.teacher_spec import SPEC_KEYS, TeacherSpec
 from hybridkt_ext.core.zoo_teachers import build_zoo_model, is_zoo_name, split_zoo_model
 
 from .backbone_source import BackboneSource
+from .detectron2_config_teacher import build_detectron2_config_teacher, is_detectron2_config
 from .teacher_config import (backbone_from_config, backbone_of_config, config_hints,
                              config_scope, convention_of_config, in_scope, split_scope,
                              stored_training_config, structural_differences)
@@ -129,6 +132,12 @@ def build_teacher(spec: dict, source: BackboneSource
                          f"{spec!r}.")
     spec = copy.deepcopy(dict(spec))
     loading = {k: spec.pop(k) for k in SPEC_KEYS if k in spec}
+    if is_detectron2_config(spec.get("config")):
+        extra = sorted(set(spec) - {"config"})
+        if extra:
+            raise ValueError(f"teacher.config names the whole network; {extra} cannot be set "
+                             f"next to it (loading keys {list(SPEC_KEYS)} can).")
+        return build_detectron2_config_teacher(spec["config"], loading)
     network, convention, prefix = _network(spec, source.framework)
     if prefix is not None:
         loading.setdefault("prefix", prefix)
