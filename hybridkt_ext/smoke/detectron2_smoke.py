@@ -123,9 +123,11 @@ def calibrate_frozen_norms(model, size: tuple[int, int]) -> int:
 
     handles = [m.register_forward_pre_hook(measure) for m in model.backbone.modules()
                if isinstance(m, FrozenBatchNorm2d) and id(m) not in skip]
+    # Pixels as the model normalises them (PIXEL_STD is 1 in detectron2's MSRA configs).
+    pixels = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0)) * 255
     try:
         with torch.no_grad():  # outside a training step: the student path alone
-            model.backbone(torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0)))
+            model.backbone((pixels - model.pixel_mean.cpu()) / model.pixel_std.cpu())
     finally:
         for handle in handles:
             handle.remove()

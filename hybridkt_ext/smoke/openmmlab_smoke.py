@@ -198,7 +198,8 @@ def _outputs(model, batch) -> list[torch.Tensor]:
         return _tensors(model(**data, mode="tensor"))
 
 
-def _plain_model(scope: str, cfg: Config, checkpoint: Path):
+def _model_from_file(scope: str, cfg: Config, checkpoint: Path):
+    """The framework's own way to build a config's model and load a checkpoint into it."""
     if scope == "mmseg":
         from mmseg.apis import init_model
         return init_model(cfg, str(checkpoint), device="cpu")
@@ -207,16 +208,20 @@ def _plain_model(scope: str, cfg: Config, checkpoint: Path):
 
 
 def export_difference(scope: str, hybrid_runner, hybrid_cfg: Config, work_dir: Path) -> float:
-    """Largest difference between the hybrid model's outputs (the student path) and the
-    exported student's in the plain config (loaded by the framework's own ``init_*``)."""
+    """Largest difference between the outputs of the hybrid model of the last checkpoint (its
+    student path) and of the student exported from it, in the plain config. Both are built and
+    loaded by the framework's own ``init_*`` from the files, as a user does; the in-memory model
+    is not the checkpoint's when an EMAHook saves its averaged weights."""
     checkpoint = Path(hybrid_cfg.work_dir) / f"iter_{hybrid_cfg.train_cfg.max_iters}.pth"
     student = export_student_checkpoint(checkpoint, work_dir / "student.pth", overwrite=True)
-    plain_cfg = plain_student_config(hybrid_cfg)
-    # init_detector reads the class names from the test dataset when the file has none.
-    plain_cfg.test_dataloader = dict(dataset=copy.deepcopy(hybrid_cfg.train_dataloader.dataset))
-    plain = _plain_model(scope, plain_cfg, student)
+    models = []
+    for cfg, path in ((hybrid_cfg, checkpoint), (plain_student_config(hybrid_cfg), student)):
+        cfg = Config(copy.deepcopy(cfg.to_dict()))
+        # init_detector reads the class names from the test dataset when the file has none.
+        cfg.test_dataloader = dict(dataset=copy.deepcopy(hybrid_cfg.train_dataloader.dataset))
+        models.append(_model_from_file(scope, cfg, path))
     batch = next(iter(hybrid_runner.train_dataloader))
-    ours, theirs = _outputs(hybrid_runner.model, batch), _outputs(plain, batch)
+    ours, theirs = (_outputs(model, batch) for model in models)
     if not ours or len(ours) != len(theirs):
         return float("inf")
     return max(float((a - b).abs().max()) if a.shape == b.shape else float("inf")
@@ -239,7 +244,9 @@ def run_openmmlab_smoke(config: str, scope: str, teacher: TeacherOption | None, 
                                f"it with, e.g. --teacher torchvision.resnet18.")
     else:
         hybrid, plain = convert(cfg, teacher, scope), cfg
-    changes = [f"data: generated {'Cityscapes-style scenes' if scope == 'mmseg' else 'CityPersons with masks'} at {size[0]}x{size[1]}",
+    data = ("Cityscapes-style scenes" if scope == "mmseg"
+            else "CityPersons as COCO (masks where the config loads them)")
+    changes = [f"data: generated {data} at {size[0]}x{size[1]}",
                f"schedule: {iters} iterations, no evaluation"]
     data_root = work_dir / "data"
     runs = {}
