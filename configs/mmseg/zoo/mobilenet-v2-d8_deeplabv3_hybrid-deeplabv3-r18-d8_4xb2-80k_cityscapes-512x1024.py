@@ -10,4 +10,4 @@ model = dict(
         _delete_=True, type='HybridBackbone', student={{_base_.model.backbone}},
         teacher=dict(config='mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
                      checkpoint='checkpoints/deeplabv3_r18-d8_512x1024_80k_cityscapes.pth')))
-custom_hooks = [dict(type='HybridKTHook')]
+custom_hooks = [*_base_.get('custom_hooks', []), dict(type='HybridKTHook')]  # the base's kept

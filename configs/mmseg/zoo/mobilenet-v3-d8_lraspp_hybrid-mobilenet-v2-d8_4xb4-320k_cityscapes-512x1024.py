@@ -12,4 +12,4 @@ model = dict(
         teacher=dict(config=('mmseg::mobilenet_v2/'
                              'mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024.py'),
                      checkpoint='checkpoints/deeplabv3_m-v2-d8_512x1024_80k_cityscapes.pth')))
-custom_hooks = [dict(type='HybridKTHook')]
+custom_hooks = [*_base_.get('custom_hooks', []), dict(type='HybridKTHook')]  # the base's kept
