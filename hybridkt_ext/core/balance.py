@@ -3,12 +3,18 @@
 alpha = 2 * L3 / (L1 + L2), total = alpha * (L1 + L2) + L3, with alpha a constant per step:
 it is computed from detached values, so the gradient is alpha * (g1 + g2) + g3 (eq. 2). This
 is the one implementation every framework adapter calls where it turns losses into a scalar.
+
+Several teachers (``LossBalancer.teachers``): one alpha per teacher, alpha_k = 2 L3 / (L1_k +
+L2_k), and total = sum_k alpha_k (L1_k + L2_k) / K + L3. Each alpha_k (L1_k + L2_k) equals
+2 L3, so the transfer term is 2 L3 whatever K: K teachers do not outweigh the student path K
+times, and K = 1 is eq. 2 exactly.
 """
 from __future__ import annotations
 
 import difflib
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.distributed as dist
@@ -16,6 +22,7 @@ import torch.distributed as dist
 from .errors import HybridKTError
 
 BALANCE_MODES = ("dynamic", "fixed", "student_only")
+TEACHER_SCHEDULES = ("all", "sample")  # several teachers: all per step, or one per step in turn
 
 _PATH_NAMES = ("L1 (student-first path)", "L2 (teacher-first path)", "L3 (student path)")
 
@@ -86,14 +93,18 @@ class LossBalancer:
             string). Refused in the other modes, which would ignore it.
         sync_across_ranks: in distributed training, compute alpha from the losses averaged
             over ranks so every rank uses the same alpha whatever the number of GPUs.
+        teachers: with several teachers, ``"all"`` runs every teacher's paths at every step;
+            ``"sample"`` runs one teacher's per step, in turn (the step costs what a one-teacher
+            step costs; the total is then that teacher's alpha_k (L1_k + L2_k) + L3, whose mean
+            over K steps is the "all" total).
 
     Raises:
-        ValueError: ``mode`` is unknown, ``fixed_alpha`` is not a finite number >= 0, or
-            ``fixed_alpha`` is given outside "fixed" mode.
+        ValueError: ``mode`` is unknown, ``fixed_alpha`` is not a finite number >= 0,
+            ``fixed_alpha`` is given outside "fixed" mode, or ``teachers`` is unknown.
     """
 
     def __init__(self, mode: str = "dynamic", fixed_alpha: float | None = None,
-                 sync_across_ranks: bool = True) -> None:
+                 sync_across_ranks: bool = True, teachers: str = "all") -> None:
         if mode not in BALANCE_MODES:
             close = difflib.get_close_matches(str(mode), BALANCE_MODES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "."
@@ -105,7 +116,12 @@ class LossBalancer:
                              f"mode='fixed', but mode={mode!r} ignores it; write "
                              f"dict(mode='fixed', fixed_alpha={fixed_alpha!r}) or drop "
                              "fixed_alpha.")
+        if teachers not in TEACHER_SCHEDULES:
+            raise ValueError(f"LossBalancer: teachers={teachers!r} must be one of "
+                             f"{TEACHER_SCHEDULES} ('all' teachers per step, or one 'sample'd "
+                             "in turn).")
         self.mode = mode
+        self.teachers_per_step = teachers
         self.fixed_alpha = _validated_alpha(1.0 if fixed_alpha is None else fixed_alpha)
         self.sync_across_ranks = sync_across_ranks
         self.num_calls = 0  # names the step in errors when the framework passes none
@@ -180,6 +196,61 @@ class LossBalancer:
         total = alpha.to(dtype) * lk.to(dtype) + l3.to(dtype)
         return BalancedLoss(total, alpha, local[0] if first else None,
                             None if first else local[0], local[1])
+
+    def teachers(self, pairs: Sequence[tuple[torch.Tensor | None, torch.Tensor | None]],
+                 l3: torch.Tensor, names: Sequence[str], step: int | None = None
+                 ) -> tuple[torch.Tensor, list[BalancedLoss]]:
+        """The balanced loss of a step through several teachers.
+
+        Per teacher k that ran: alpha_k = 2 L3 / (L1_k + L2_k) (L3 / L_k where one of its
+        hybrid paths ran, as ``one_path``) or ``fixed_alpha``; total = sum_k alpha_k (L1_k +
+        L2_k) / K + L3, with K the teachers that ran this step. One all-reduce and one host
+        sync for all of them.
+
+        Args:
+            pairs: (L1_k, L2_k) of each teacher that ran (None for a path that did not).
+            l3: the student path's loss.
+            names: the teachers' names, for errors.
+            step: the framework's training iteration, named in errors.
+
+        Returns:
+            The total, and one ``BalancedLoss`` per teacher (its alpha, L1, L2 and the shared
+            L3; each one's ``total`` is the total).
+
+        Raises:
+            NonFiniteLossError: a path loss (on this or another rank) is NaN or infinite.
+        """
+        if not self.uses_teacher:
+            raise ValueError("a student_only LossBalancer balances no hybrid path")
+        self.num_calls += 1
+        present = [(k, j, loss) for k, pair in enumerate(pairs) for j, loss in enumerate(pair)
+                   if loss is not None]
+        if not pairs or any(l1 is None and l2 is None for l1, l2 in pairs):
+            raise ValueError("every teacher passed to LossBalancer.teachers needs a path loss")
+        path_names = tuple(f"{_PATH_NAMES[j][:-1]}, teacher {names[k]})"
+                           for k, j, _ in present) + (_PATH_NAMES[2],)
+        losses = [loss for _, _, loss in present] + [l3]
+        local = torch.stack([p.detach().float().reshape(()) for p in losses])
+        averaged = self._averaged(local)
+        self._check_finite(path_names, local, averaged, step)
+        dtype = _total_dtype(tuple(losses))
+        l3_avg, l3_local = averaged[-1], local[-1]
+        transfer = torch.zeros((), dtype=dtype, device=l3.device)
+        results = []
+        for k in range(len(pairs)):
+            rows = [r for r, (kk, _, _) in enumerate(present) if kk == k]
+            hybrid_avg = averaged[rows].sum() * (2.0 / len(rows))  # L1 + L2, or 2 L_k
+            if self.mode == "fixed":
+                alpha = torch.tensor(self.fixed_alpha, dtype=torch.float32, device=l3.device)
+            else:
+                alpha = _dynamic_alpha(torch.stack([hybrid_avg, torch.zeros_like(hybrid_avg),
+                                                    l3_avg]))
+            own = sum(present[r][2].to(dtype) for r in rows)
+            transfer = transfer + alpha.to(dtype) * own
+            by_path = {present[r][1]: local[r] for r in rows}
+            results.append((alpha, by_path.get(0), by_path.get(1)))
+        total = transfer / len(pairs) + l3.to(dtype)
+        return total, [BalancedLoss(total, a, l1, l2, l3_local) for a, l1, l2 in results]
 
     def _averaged(self, losses: torch.Tensor) -> torch.Tensor:
         if self.sync_across_ranks and dist.is_available() and dist.is_initialized() \

@@ -11,6 +11,28 @@ from typing import Iterable, Sequence
 
 STUDENT = "S"
 TEACHER = "T"
+HYBRID_PATHS = ("student_first", "teacher_first")
+
+
+def hybrid_path_name(kind: str, teacher: int) -> str:
+    """The name of teacher ``teacher``'s path ``kind`` (one of ``HYBRID_PATHS``): the first
+    teacher's paths keep their names, teacher k's are ``'<kind>:<k>'``."""
+    return kind if teacher == 0 else f"{kind}:{teacher}"
+
+
+def split_path_name(name: str) -> tuple[str, int | None]:
+    """``'teacher_first:1'`` -> ``('teacher_first', 1)``; ``'student'`` -> ``('student', None)``.
+
+    Raises:
+        ValueError: not the name of a path.
+    """
+    kind, _, index = name.partition(":")
+    if kind == "student" and not index:
+        return kind, None
+    if kind in HYBRID_PATHS and (not index or (index.isdigit() and index != "0")):
+        return kind, int(index or 0)
+    raise ValueError(f"{name!r} is not a path name: 'student', {HYBRID_PATHS[0]!r}, "
+                     f"{HYBRID_PATHS[1]!r}, or '<one of those two>:<k>' for teacher k >= 1.")
 
 
 @dataclass(frozen=True)

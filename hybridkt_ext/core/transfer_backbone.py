@@ -27,7 +27,7 @@ from .balance import LossBalancer
 from .closest_names import refuse_unknown_keys
 from .errors import HybridTrainingError
 from .hybrid_forward import HybridFeatures, HybridForward
-from .input_transform import InputConvention, TeacherInputTransform
+from .input_transform import InputConvention
 from .stages import StagedBackbone
 from .transfer_modes import TransferMode, mode_options, transfer_mode
 from .transfer_step import TransferStep, build_balancer
@@ -50,7 +50,8 @@ class TransferSettings:
     @classmethod
     def check(cls, transfer: object, balance: Mapping | None = None,
               options_by_mode: Mapping[str, Any] | None = None, teacher_given: bool = True,
-              where: str = "transfer", owner: str = "") -> "TransferSettings":
+              where: str = "transfer", owner: str = "", teacher_count: int = 1
+              ) -> "TransferSettings":
         """Checks what a config asks for, before the student or the teacher is built.
 
         Args:
@@ -62,16 +63,23 @@ class TransferSettings:
                 transfer``, ``MODEL.HYBRIDKT.TRANSFER``).
             owner: what holds the balance and the options, in messages (``HybridBackbone``,
                 ``MODEL.HYBRIDKT``).
+            teacher_count: how many teachers the config lists (several need a hybrid mode).
 
         Raises:
             ValueError: an unknown mode, balance setting or option; options of another mode
-                than ``transfer`` (ignored otherwise); a mode that needs a teacher without one.
+                than ``transfer`` (ignored otherwise); a mode that needs a teacher without one;
+                several teachers with a mode that is not hybrid.
         """
         mode = transfer_mode(transfer, where)
         owner = owner or where
         if mode.needs_teacher and not teacher_given:
             raise ValueError(f"{where}={mode.name!r} needs a teacher; use 'none' to train the "
                              "student alone.")
+        if teacher_count > 1 and not mode.hybrid_paths:
+            raise ValueError(
+                f"{where}={mode.name!r} takes one teacher, and the config lists {teacher_count}: "
+                "several teachers train through hybrid paths (transfer='hybrid' or "
+                "'hybrid_alternate'). List one teacher, or set one of those modes.")
         balancer = build_balancer(mode.name, balance, f"{owner} balance")
         options = mode_options(dict(options_by_mode or {}), mode, owner)
         refuse_unknown_keys(options, mode.options, f"{owner} {mode.name}")
@@ -166,7 +174,5 @@ class TransferBackbone(nn.Module):
         """
         if self._student_input_given or self.engine.teacher is None:
             return
-        old = self.engine.teacher_input
-        teacher = self._teacher_input or convention
-        self.engine.teacher_input = TeacherInputTransform(convention, teacher).to(
-            old.scale.device)
+        # A teacher without a convention of its own was trained on what the student receives.
+        self.engine.adopt_student_input(convention, self._teacher_input)

@@ -13,6 +13,11 @@ while a step runs, and their training forward is wrapped to call ``TransferStep.
 The modes themselves are registered in ``transfer_modes``: whether the three paths run, and a
 feature-mimicking baseline's loss. ``hkt_L3`` is always the task loss of the student path; a
 mimicking loss is added to the total and logged on its own as ``hkt_transfer``.
+
+Several teachers: every teacher's two paths run before the student path (or, with
+``balance=dict(teachers='sample')``, one teacher's per step, in turn), and each is balanced on
+its own (``LossBalancer.teachers``); the logs then hold ``hkt_alpha/<name>``, ``hkt_L1/<name>``
+and ``hkt_L2/<name>`` per teacher, ``hkt_L3``, and with sampling ``hkt_teacher`` (its index).
 """
 from __future__ import annotations
 
@@ -25,13 +30,12 @@ from torch import nn
 
 from .balance import LossBalancer
 from .hybrid_forward import HybridForward
+from .paths import HYBRID_PATHS, hybrid_path_name
 from .norm_stats import RunningStatsGuard
 from .stages import feature_map
 from .transfer_modes import transfer_mode
 
-# The student path runs last, so what the heads log themselves during a step describes it.
-PATH_ORDER = ("student_first", "teacher_first", "student")
-_BALANCE_KEYS = ("mode", "fixed_alpha", "sync_across_ranks")
+_BALANCE_KEYS = ("mode", "fixed_alpha", "sync_across_ranks", "teachers")
 
 
 def alternate_path(step: int) -> str:
@@ -41,6 +45,23 @@ def alternate_path(step: int) -> str:
     continues the sequence.
     """
     return "student_first" if step % 2 == 0 else "teacher_first"
+
+
+def step_paths(engine: HybridForward, alternate: bool, sample_teachers: bool, step: int
+               ) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The paths a hybrid step runs and the teachers they go through.
+
+    The student path runs last, so what the heads log themselves during a step describes it.
+
+    With ``sample_teachers`` teacher ``step % K`` runs; an alternating mode then takes its
+    path from ``step // K``, so every teacher gets both of its paths in turn.
+    """
+    count = engine.num_teachers
+    teachers = (step % count,) if sample_teachers and count > 1 else tuple(range(count))
+    turn = step // count if sample_teachers and count > 1 else step
+    kinds = (alternate_path(turn),) if alternate else HYBRID_PATHS
+    return tuple(hybrid_path_name(kind, k) for k in teachers for kind in kinds) + ("student",), \
+        teachers
 
 
 def build_balancer(mode: str, balance: Mapping | None, where: str = "balance") -> LossBalancer:
@@ -142,7 +163,7 @@ class TransferStep:
                 f"the training forward called the hybrid backbone on {tuple(x.shape)} after "
                 f"{self._input_shape} in one step; hybrid training needs an architecture that "
                 "runs its backbone once per training forward.")
-        return getattr(self._cache, self.active) if self._mode.hybrid_paths else self._cache
+        return self._cache.path(self.active) if self._mode.hybrid_paths else self._cache
 
     def run(self, forward: Callable[[], Mapping[str, Any]],
             reduce: Callable[[Mapping[str, Any]], torch.Tensor],
@@ -163,10 +184,13 @@ class TransferStep:
         """
         index = self._num_runs if step is None else step
         self._num_runs += 1
-        if self._mode.alternate:
-            paths: tuple[str, ...] = (alternate_path(index), "student")
+        engine = self._engine[0]
+        teachers: tuple[int, ...] = ()
+        if self._mode.hybrid_paths:
+            paths, teachers = step_paths(engine, self._mode.alternate,
+                                         self.balancer.teachers_per_step == "sample", index)
         else:
-            paths = PATH_ORDER if self._mode.hybrid_paths else ("student",)
+            paths = ("student",)
         self._paths = paths
         losses: dict[str, Mapping[str, Any]] = {}
         try:
@@ -184,6 +208,8 @@ class TransferStep:
         finally:
             self.active, self._cache, self._mimic = None, None, None
         l3 = reduce(losses["student"])
+        if engine.num_teachers > 1 and self._mode.hybrid_paths:
+            return self._several_teachers(losses, reduce, l3, teachers, step)
         if self._mode.alternate:
             balanced = self.balancer.one_path(reduce(losses[paths[0]]), l3, paths[0], step=step)
         elif self._mode.hybrid_paths:
@@ -198,4 +224,27 @@ class TransferStep:
         if mimic is not None:  # the baselines add their mimicking loss to the task loss
             total = total + mimic
             log_values["hkt_transfer"] = mimic.detach()
+        return StepResult(total, log_values, losses["student"])
+
+    def _several_teachers(self, losses: Mapping[str, Mapping[str, Any]],
+                          reduce: Callable[[Mapping[str, Any]], torch.Tensor], l3: torch.Tensor,
+                          teachers: tuple[int, ...], step: int | None) -> StepResult:
+        """One balance per teacher that ran (``LossBalancer.teachers``), logged by name."""
+        names = self._engine[0].teacher_names
+        pairs = [tuple(reduce(losses[hybrid_path_name(kind, k)])
+                       if hybrid_path_name(kind, k) in losses else None for kind in HYBRID_PATHS)
+                 for k in teachers]
+        total, balanced = self.balancer.teachers(pairs, l3, [names[k] for k in teachers],
+                                                 step=step)
+        log_values = {"hkt_L3": balanced[0].l3}
+        for k, b in zip(teachers, balanced):
+            log_values[f"hkt_alpha/{names[k]}"] = b.alpha
+            for key, value in (("hkt_L1", b.l1), ("hkt_L2", b.l2)):
+                if value is not None:
+                    log_values[f"{key}/{names[k]}"] = value
+        if self._mode.alternate:  # which hybrid path ran, as with one teacher
+            log_values["hkt_path"] = torch.tensor(1.0 if balanced[0].l1 is not None else 2.0,
+                                                  device=l3.device)
+        if len(teachers) == 1:  # one teacher sampled: its index (the others' values are stale)
+            log_values["hkt_teacher"] = torch.tensor(float(teachers[0]), device=l3.device)
         return StepResult(total, log_values, losses["student"])

@@ -95,11 +95,9 @@ class HybridFPN(FPN):
         return self.bottom_up.engine
 
     def forward_hybrid(self, x: torch.Tensor) -> HybridFeatures:
-        """The three paths' FPN outputs, each {"p2": (N, C, H/4, W/4), ..., "p6": ...}."""
-        paths = self.engine.forward_hybrid(x)
-        return HybridFeatures(*(super(HybridFPN, self).forward(self.bottom_up.as_dict(f))
-                                for f in (paths.student, paths.student_first,
-                                          paths.teacher_first)))
+        """Every path's FPN outputs, each {"p2": (N, C, H/4, W/4), ..., "p6": ...}."""
+        return self.engine.forward_hybrid(x).map(
+            lambda f: super(HybridFPN, self).forward(self.bottom_up.as_dict(f)))
 
 
 def transfer_settings(cfg: CfgNode) -> TransferSettings:
