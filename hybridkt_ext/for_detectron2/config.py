@@ -106,6 +106,15 @@ def add_hybridkt_config(cfg: CN) -> None:
     _C.MODEL.HYBRIDKT.TEACHER.PIXEL_STD = [58.395, 57.12, 57.375]
     # Channel order the teacher was trained with: "RGB" or "BGR" (detectron2 models).
     _C.MODEL.HYBRIDKT.TEACHER.INPUT_FORMAT = "RGB"
+    # Several teachers, each with its own adapters, hybrid paths and alpha: a list of mappings
+    # with the keys of MODEL.HYBRIDKT.TEACHER above (a key left out takes its default there)
+    # and an optional NAME, the teacher's name in the logs (hkt_alpha/<NAME>; default its
+    # index). Empty: the one teacher of MODEL.HYBRIDKT.TEACHER. A list and a changed
+    # MODEL.HYBRIDKT.TEACHER key are refused together (which one would train is unclear).
+    _C.MODEL.HYBRIDKT.TEACHERS = []
+    # With several teachers: "all" runs every teacher's paths at every step; "sample" runs one
+    # teacher's per step, in turn (a step then costs what a one-teacher step costs).
+    _C.MODEL.HYBRIDKT.TEACHER_SAMPLING = "all"
 
     add_mobilenet_v1_config(_C)
 

@@ -58,7 +58,7 @@ class HybridKTHook(HookBase):
     def after_step(self) -> None:
         storage = self.trainer.storage
         row = {k: v for k, (v, it) in storage.latest().items()
-               if k in RECORDED_KEYS and it == storage.iter}
+               if _recorded(k) and it == storage.iter}
         if row:
             self.rows.append({"step": storage.iter, **row})
 
@@ -66,7 +66,17 @@ class HybridKTHook(HookBase):
         if self._guard is not None:
             self._guard.after_training()
         # Baselines (no teacher, FitNet, AT) log L3 alone: there is no alpha curve to draw.
-        has_alpha = any("hkt_alpha" in row for row in self.rows)
+        has_alpha = any(k.partition("/")[0] == "hkt_alpha" for row in self.rows for k in row)
         if self.plot_path and has_alpha and comm.is_main_process():
             plot_alpha_and_path_losses({"hybridkt": self.rows}, self.plot_path)
             logger.info("alpha and path losses plotted to %s", self.plot_path)
+
+
+# Several teachers log hkt_alpha/<name>, hkt_L1/<name>, hkt_L2/<name> and, sampling one per
+# step, hkt_teacher (core.transfer_step); one teacher logs RECORDED_KEYS.
+_PER_TEACHER = ("hkt_alpha/", "hkt_L1/", "hkt_L2/")
+
+
+def _recorded(key: str) -> bool:
+    return key in RECORDED_KEYS or key.startswith(_PER_TEACHER) or key == "hkt_teacher"
+

@@ -27,8 +27,10 @@ from ..core import (HybridFeatures, HybridForward, InputConvention, StagedBackbo
                     transfer_mode_names)
 from ..core.hybrid_forward import check_teacher_precision
 from .config import CONFIG_BALANCE_MODES, DEFAULT_FIXED_ALPHA
+from ..core.stage_alignment import StageMismatchError
 from .stage_split import match_teacher_stages, split_bottom_up
-from .teacher import build_teacher, student_input_convention, teacher_input_convention
+from .teacher import (TeacherEntry, build_teacher, check_teacher_sampling,
+                      student_input_convention, teacher_entries, teacher_input_conventions)
 
 FeatureDict = dict[str, torch.Tensor]
 
@@ -125,12 +127,18 @@ def transfer_settings(cfg: CfgNode) -> TransferSettings:
             if name == selected.name and not (option.empty_is_default and value == []):
                 options[option.option] = list(value) if isinstance(value, tuple) else value
     balance = dict(mode=hk.BALANCE)
+    sampling = check_teacher_sampling(hk.TEACHER_SAMPLING)
+    if sampling != "all":  # the default stays out: a one-teacher balance is what it was
+        balance["teachers"] = sampling
+    # Read (and checked) before anything is built; a mode without a teacher reads none.
+    count = len(teacher_entries(cfg)) if selected.needs_teacher else 1
     # FIXED_ALPHA always has a value in a yacs config: pass it where it weighs the paths, and
     # where it was changed from its default (the core then refuses a value it would ignore).
     if (hk.BALANCE == "fixed" and selected.hybrid_paths) or hk.FIXED_ALPHA != DEFAULT_FIXED_ALPHA:
         balance["fixed_alpha"] = hk.FIXED_ALPHA
     return TransferSettings.check(selected.name, balance, {selected.name: options},
-                                  where="MODEL.HYBRIDKT.TRANSFER", owner="MODEL.HYBRIDKT")
+                                  where="MODEL.HYBRIDKT.TRANSFER", owner="MODEL.HYBRIDKT",
+                                  teacher_count=count)
 
 
 def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone, out_features: Sequence[str],
@@ -148,16 +156,42 @@ def build_hybrid_engine(cfg: CfgNode, student: StagedBackbone, out_features: Seq
         raise ValueError(f"MODEL.HYBRIDKT.RECOMPUTE_TEACHER must be True or False, got "
                          f"{hk.RECOMPUTE_TEACHER!r}")
     teacher_precision = _teacher_precision(hk.TEACHER_PRECISION)  # before the teacher is built
-    teacher = None
+    teacher, names, teacher_input = None, None, None
     if mode.needs_teacher:
-        teacher = match_teacher_stages(student, build_teacher(cfg))
+        entries = teacher_entries(cfg)
+        teachers = [_matched_teacher(student, build_teacher(cfg, e), e, entries)
+                    for e in entries]
+        # One teacher (either form) is the engine, layout and logs of the one-teacher keys.
+        teacher = teachers[0] if len(teachers) == 1 else teachers
+        names = None if len(teachers) == 1 else [e.name for e in entries]
+        teacher_input = teacher_input_conventions(cfg)
     switch_points = list(hk.SWITCH_POINTS) or None
     return HybridForward(student, teacher, switch_points=switch_points, out_indices=out_indices,
                          student_input=student_input_convention(cfg),
-                         teacher_input=teacher_input_convention(cfg),
+                         teacher_input=teacher_input, teacher_names=names,
                          hybrid_paths=mode.hybrid_paths,
                          recompute_teacher=hk.RECOMPUTE_TEACHER,
                          teacher_precision=teacher_precision)
+
+
+def _matched_teacher(student: StagedBackbone, teacher: StagedBackbone, entry: TeacherEntry,
+                     entries: list[TeacherEntry]) -> StagedBackbone:
+    """``match_teacher_stages`` for one of the config's teachers, naming it among the others.
+
+    Every teacher pairs with the student's stages on its own (the student keeps its stages:
+    the FPN reads them by name), so one teacher that cannot pair is named with the others.
+    """
+    try:
+        return match_teacher_stages(student, teacher)
+    except StageMismatchError as err:
+        if len(entries) == 1:
+            raise
+        others = [e.label() for e in entries if e is not entry]
+        raise StageMismatchError(
+            f"{entry.label()}: {err} Each teacher pairs with the student's stages on its own, "
+            f"and this one cannot while {', '.join(others)} must pair with the same student "
+            f"stages; replace {entry.where} with a teacher that has a stage at every student "
+            "scale, or drop it from MODEL.HYBRIDKT.TEACHERS.") from None
 
 
 def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
@@ -175,7 +209,7 @@ def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
     bottom_up = BACKBONE_REGISTRY.get(name)(cfg, input_shape)
     engine = build_hybrid_engine(cfg, split_bottom_up(bottom_up), out_features, settings.mode)
     return HybridBottomUp(engine, out_features, settings,
-                          teacher_input_convention(cfg) if settings.mode.needs_teacher else None)
+                          teacher_input_conventions(cfg) if settings.mode.needs_teacher else None)
 
 
 def _fpn(cfg: CfgNode, bottom_up: HybridBottomUp, top_block) -> HybridFPN:

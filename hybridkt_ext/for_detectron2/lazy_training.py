@@ -138,6 +138,11 @@ def check_call_keywords(node: Any, where: str = "") -> None:
                 _check_call(target, keywords, where)
             if target is hybrid_bottom_up and isinstance(node.get("teacher"), Mapping):
                 check_teacher_keys(node["teacher"], f"{where}.teacher" if where else "teacher")
+            elif target is hybrid_bottom_up and isinstance(node.get("teacher"), (list, tuple)):
+                for i, item in enumerate(node["teacher"]):  # several teachers, each named
+                    if isinstance(item, Mapping):
+                        check_teacher_keys(item, f"{where}.teacher[{i}]" if where
+                                           else f"teacher[{i}]", extra=("name",))
         for key, value in node.items():
             check_call_keywords(value, f"{where}.{key}" if where else str(key))
     elif isinstance(node, (list, tuple)):

@@ -31,6 +31,7 @@ from ..plotting import PLOT_NAME
 from .evaluators import build_dataset_evaluator
 from .hooks import HybridKTHook, find_teacher
 from .safe_checkpointer import SafeDetectionCheckpointer
+from .teacher import teacher_entries
 from .transfer_wiring import install_transfer_step
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class HybridKTTrainer(DefaultTrainer):
         """DefaultTrainer's, with the core's policy for a teacher that changed (``TeacherGuard``).
 
         detectron2 checkpoints hold the whole model, teacher included. The teacher always comes
-        from MODEL.HYBRIDKT.TEACHER.WEIGHTS: it is put back after the load. ``--resume`` with a
+        from MODEL.HYBRIDKT.TEACHER.WEIGHTS (each of MODEL.HYBRIDKT.TEACHERS from its own): it
+        is put back after the load. ``--resume`` with a
         checkpoint whose teacher differs is refused (``TeacherMismatchError``): the run would
         otherwise go on with another teacher than it was trained with. Loading MODEL.WEIGHTS
         without resuming (another run's hybrid checkpoint, evaluation) only warns.
@@ -109,13 +111,22 @@ class HybridKTTrainer(DefaultTrainer):
         if trained_with == built:
             return
         teacher.load_state_dict(saved)
-        named = self.cfg.MODEL.HYBRIDKT.TEACHER.WEIGHTS or None
+        # Several teachers are fingerprinted as one set, in order: a changed or reordered list
+        # is another set of teachers.
+        entries = teacher_entries(self.cfg)
+        files = [e.node.WEIGHTS or None for e in entries]
+        random_init = any(f is None for f in files)
+        if len(entries) == 1:
+            key, named = f"{entries[0].where}.WEIGHTS", files[0]
+        else:
+            key = "MODEL.HYBRIDKT.TEACHERS[*].WEIGHTS (the same files, in the same order)"
+            named = None if random_init else ", ".join(files)
         warning = guard.check_loaded(
             trained_with, TeacherSource(
-                "MODEL.HYBRIDKT.TEACHER.WEIGHTS", named,
+                key, named,
                 "start a new run (another OUTPUT_DIR, without --resume) with MODEL.WEIGHTS "
                 "set to the checkpoint"),
-            resuming, trained_from=source, random_init=named is None)
+            resuming, trained_from=source, random_init=random_init)
         logger.warning(warning)
 
     @classmethod
