@@ -181,6 +181,7 @@ class HybridForward(nn.Module):
             # The teacher is frozen because its weights are the knowledge being transferred; it
             # still passes gradients *through* to earlier student stages and adapters.
             freeze_teacher(t)
+        freeze_teacher(self.teacher)  # a TeacherSet's own root module too
         self._student_input = student_input or InputConvention()
         self._teacher_conventions = conventions
         self.teacher_input = self._input_transforms(self._student_input)

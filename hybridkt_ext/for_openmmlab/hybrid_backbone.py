@@ -40,7 +40,10 @@ class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
     Args:
         student: the original backbone config: any chain-structured backbone of the library
             (its ``supported_types()``), e.g. ``{{_base_.model.backbone}}``.
-        teacher: the teacher spec (see ``teacher_builder``); None only with transfer='none'.
+        teacher: the teacher spec (see ``teacher_builder``), or a list of them for several
+            teachers (each with its own adapters, hybrid paths and alpha; a spec's ``name``
+            names its logged ``hkt_alpha/<name>``, by default its index); None only with
+            transfer='none'.
         transfer: a registered transfer mode (``core.transfer_mode_names()``): 'hybrid' (the
             paper), 'none' (plain student), 'fitnet' or 'at' baselines.
         switch_points: stage indices before which hybrid paths switch (default: all).
@@ -92,8 +95,10 @@ class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
             raise ValueError("HybridBackbone: recompute_teacher must be True or False, got "
                              f"{recompute_teacher!r}.")
         check_teacher_precision(teacher_precision, "HybridBackbone: teacher_precision")
+        specs, names = teacher_specs(teacher)
         settings = TransferSettings.check(transfer, balance, mode_options, teacher is not None,
-                                          self.transfer_key, "HybridBackbone")
+                                          self.transfer_key, "HybridBackbone",
+                                          teacher_count=len(specs))
         if not isinstance(student, dict) or "type" not in student:
             raise ValueError("HybridBackbone: `student` must be the original backbone dict "
                              f"with a 'type', got {student!r}.")
@@ -123,19 +128,26 @@ class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
             self.setup_transfer(HybridForward(staged, out_indices=self.out_indices), settings,
                                 student_input_given=convention is not None)
             return
-        teacher_staged, teacher_input = build_teacher(teacher, source)
+        built = [build_teacher(spec, source) for spec in specs]
         # No checkpoint: a random teacher, allowed for smoke runs only; the hook logs it and
         # every checkpoint's meta records it.
-        self.teacher_random_init = isinstance(teacher, dict) and teacher.get("checkpoint") is None
-        staged, teacher_staged, out_indices = _pair_stages(staged, teacher_staged,
-                                                           self.out_indices, stage_groups)
-        keep_teacher_on_load(teacher_staged)  # checkpoints hold no teacher: no missing keys
+        self.teacher_random_init = any(spec.get("checkpoint") is None for spec in specs)
+        paired = [_pair_stages(staged, t, self.out_indices, stage_groups) for t, _ in built]
+        _same_student_stages(paired, names)
+        teachers = [t for _, t, _, _ in paired]
+        conventions = [c for _, c in built]
+        for t in teachers:
+            keep_teacher_on_load(t)  # checkpoints hold no teacher: no missing keys
+        several = len(teachers) > 1
         engine = HybridForward(
-            staged, teacher_staged, switch_points=switch_points, out_indices=out_indices,
-            student_input=convention, teacher_input=teacher_input,
+            paired[0][0], teachers if several else teachers[0], switch_points=switch_points,
+            out_indices=paired[0][2], student_input=convention,
+            teacher_input=conventions if several else conventions[0],
+            teacher_names=names if several else None,
             hybrid_paths=settings.mode.hybrid_paths, recompute_teacher=recompute_teacher,
             teacher_precision=teacher_precision)
-        self.setup_transfer(engine, settings, teacher_input, convention is not None)
+        self.setup_transfer(engine, settings, conventions if several else conventions[0],
+                            convention is not None)
 
     def init_weights(self) -> None:
         # Only the student is initialised: the teacher holds its checkpoint (mmengine's
@@ -175,9 +187,50 @@ def check_hybrid_backbone_keys(config: Any) -> None:
             check_hybrid_backbone_keys(value)
 
 
+def teacher_specs(teacher: object) -> tuple[list[dict], tuple[str, ...]]:
+    """The teacher spec(s) of a config, each without its ``name``, and the teachers' names.
+
+    Raises:
+        ValueError: an empty list, a spec that is not a dict, or names repeated.
+    """
+    if teacher is None:
+        return [], ()
+    listed = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    if not listed:
+        raise ValueError("HybridBackbone: teacher=[] lists no teacher; give one spec or more, "
+                         "or transfer='none' without a teacher.")
+    specs, names = [], []
+    for k, spec in enumerate(listed):
+        if not isinstance(spec, dict):
+            raise ValueError(f"HybridBackbone: teacher[{k}] must be a dict (config or backbone, "
+                             f"plus checkpoint), got {spec!r}.")
+        spec = dict(spec)
+        names.append(str(spec.pop("name", k)))
+        specs.append(spec)
+    if len(set(names)) != len(names):
+        raise ValueError(f"HybridBackbone: the teachers' names {names} repeat one; each names "
+                         "its logged hkt_alpha/<name>.")
+    return specs, tuple(names)
+
+
+def _same_student_stages(paired: list, names: Sequence[str]) -> None:
+    """Several teachers must split the student at the same stages (one student, one plan)."""
+    first = paired[0][3]
+    for (_, _, _, groups), name in zip(paired[1:], names[1:]):
+        if groups != first:
+            raise StageMismatchError(
+                f"teacher {names[0]!r} merges the student's stages as {first}, teacher {name!r} "
+                f"as {groups}: one student needs one set of stages for all its teachers. Give "
+                "teachers whose downsampling stages match, or pass stage_groups=dict(student="
+                "..., teacher=...) that fits both.")
+
+
 def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: Sequence[int],
-                 stage_groups: dict | None) -> tuple[StagedBackbone, StagedBackbone, list[int]]:
-    """Merges stages so the counts match; maps the student's out_indices onto merged stages."""
+                 stage_groups: dict | None
+                 ) -> tuple[StagedBackbone, StagedBackbone, list[int], list[list[int]]]:
+    """Merges stages so the counts match; maps the student's out_indices onto merged stages.
+
+    Returns the merged student and teacher, the merged out_indices and the student's groups."""
     n_student = student.num_stages
     if stage_groups is not None:
         unknown = set(stage_groups) - {"student", "teacher"}
@@ -203,4 +256,4 @@ def _pair_stages(student: StagedBackbone, teacher: StagedBackbone, out_indices: 
             f"merged stages {groups}; hybrid paths only produce features where both networks "
             "switch. Pass HybridBackbone(stage_groups=dict(student=..., teacher=...)) so each "
             "out index ends a group.")
-    return student, teacher, [ends[i] for i in out_indices]
+    return student, teacher, [ends[i] for i in out_indices], [list(g) for g in groups]

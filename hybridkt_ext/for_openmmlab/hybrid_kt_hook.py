@@ -96,13 +96,24 @@ class HybridKTHook(Hook):
             return
         self._guard = TeacherGuard(backbone.teacher, "HybridKTHook")
         self._guard.before_training()
-        runner.logger.info(
-            f"HybridKTHook: transfer={backbone.transfer}, teacher "
-            f"{type(backbone.teacher.model).__name__} frozen, stages "
-            + ", ".join(f"{s.name}(C={s.channels},/{s.reduction})"
-                        for s in backbone.teacher.stage_specs))
-        plan = backbone.engine.plan
-        if plan is not None:  # the names the logged scalars stand for
+        engine = backbone.engine
+        several = engine.num_teachers > 1
+        self._log.teacher_names = engine.teacher_names if several else ()
+        for name, teacher in zip(engine.teacher_names, engine.teachers):
+            runner.logger.info(
+                f"HybridKTHook: transfer={backbone.transfer}, teacher "
+                f"{f'{name!r} ' if several else ''}{type(teacher.model).__name__} frozen, stages "
+                + ", ".join(f"{s.name}(C={s.channels},/{s.reduction})"
+                            for s in teacher.stage_specs))
+        plan = engine.plan
+        if plan is not None and several:
+            runner.logger.info(
+                f"HybridKTHook: per teacher <name> ({', '.join(engine.teacher_names)}), hkt_L1/"
+                f"<name> = its student-first path ({' '.join(plan.student_first)}), hkt_L2/<name> "
+                f"= its teacher-first path ({' '.join(plan.teacher_first)}); hkt_L3 = student "
+                "path; the optimised loss_hkt = sum over teachers of hkt_alpha/<name> * "
+                "(hkt_L1/<name> + hkt_L2/<name>) / (teachers in the step) + hkt_L3.")
+        elif plan is not None:  # the names the logged scalars stand for
             runner.logger.info(
                 f"HybridKTHook: hkt_L1 = student-first path ({' '.join(plan.student_first)}), "
                 f"hkt_L2 = teacher-first path ({' '.join(plan.teacher_first)}), hkt_L3 = "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mmengine.hooks import LoggerHook
 
-from ..plotting import PLOT_NAME, RECORDED_KEYS, plot_alpha_and_path_losses
+from ..plotting import PLOT_NAME, fresh_values, is_recorded, plot_alpha_and_path_losses
 
 
 class PathLossLog:
@@ -22,17 +22,16 @@ class PathLossLog:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
+        self.teacher_names: tuple[str, ...] = ()  # several teachers: their names, in order
         self._logger: LoggerHook | None = None
         self._interval: int | None = None
 
     def record(self, runner) -> bool:
         """Keeps this iteration's alpha and path losses; True if the step logged any."""
         scalars = runner.message_hub.log_scalars
-        row = {k: float(scalars[f"train/{k}"].current()) for k in RECORDED_KEYS
-               if f"train/{k}" in scalars}
-        # An alternating step ran one hybrid path: the other path's buffer holds the value of
-        # an earlier iteration.
-        row.pop({1.0: "hkt_L2", 2.0: "hkt_L1"}.get(row.get("hkt_path"), ""), None)
+        row = {k[len("train/"):]: float(v.current()) for k, v in scalars.items()
+               if k.startswith("train/") and is_recorded(k[len("train/"):])}
+        row = fresh_values(row, self.teacher_names)
         if row:
             self.rows.append({"step": runner.iter + 1, **row})
         return bool(row)
@@ -58,7 +57,7 @@ class PathLossLog:
 
     def plot(self, work_dir: str | Path) -> Path | None:
         """``PLOT_NAME`` in the work dir, when the run balanced hybrid paths (an alpha)."""
-        if not any("hkt_alpha" in row for row in self.rows):
+        if not any(k.partition("/")[0] == "hkt_alpha" for row in self.rows for k in row):
             return None
         return plot_alpha_and_path_losses({"hybrid forward": self.rows},
                                           Path(work_dir) / PLOT_NAME)

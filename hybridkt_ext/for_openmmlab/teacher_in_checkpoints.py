@@ -53,6 +53,9 @@ def teacher_file(runner) -> str | None:
     """The teacher file named by the config (for messages and the record), if it says."""
     cfg = getattr(runner, "cfg", None) or {}
     teacher = ((cfg.get("model") or {}).get("backbone") or {}).get("teacher") or {}
+    if isinstance(teacher, (list, tuple)):  # several teachers: their files, in order
+        files = [str(t.get("checkpoint")) for t in teacher if isinstance(t, Mapping)]
+        return ", ".join(files) or None
     return teacher.get("checkpoint") if isinstance(teacher, Mapping) else None
 
 
