@@ -95,3 +95,12 @@ def test_the_python_api_example_runs_as_written(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert sum("hkt_alpha" in line for line in lines) == 3
     assert lines[-1] == "student path alone at inference: (4, 10)"
+
+
+def test_the_several_teachers_example_runs_as_written(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "examples" / "several_teachers.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("'hkt_alpha/imagenet'" in line and "'hkt_alpha/digits'"
+                                   in line for line in lines)

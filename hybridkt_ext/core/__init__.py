@@ -17,7 +17,7 @@ from .freezing import TeacherNotFrozenError, assert_teacher_frozen, freeze_teach
 from .hybrid_forward import HybridFeatures, HybridForward
 from .input_transform import InputConvention, TeacherInputTransform
 from .mobilenet_v1 import MobileNetV1
-from .paths import PathPlan, make_path_plan
+from .paths import PathPlan, hybrid_path_name, make_path_plan
 from .splitters import split_backbone, split_sequential
 from .stage_alignment import (StageMismatchError, align_stages, aligned_stage_groups,
                               merge_stages)
@@ -39,7 +39,7 @@ __all__ = [
     "CheckpointFileError", "CheckpointMismatchError", "CheckpointNotFoundError", "cut_into_stages",
     "export_student_state_dict", "FactorTransferLoss", "feature_map", "FeatureAdapter",
     "FitNetLoss", "freeze_teacher",
-    "HybridFeatures", "HybridForward", "HybridKTError", "HybridTrainingError", "InputConvention",
+    "HybridFeatures", "HybridForward", "hybrid_path_name", "HybridKTError", "HybridTrainingError", "InputConvention",
     "kd_loss", "load_teacher_weights", "LossBalancer", "make_path_plan",
     "merge_stages", "MobileNetV1", "NonFiniteLossError", "PathPlan", "read_checkpoint",
     "read_checkpoint_file", "replace_atomically", "save_atomically", "split_backbone",

@@ -125,6 +125,8 @@ class TransferStep:
         self._engine = (engine,)  # not registered anywhere through this object
         self._transfer_loss = (transfer_loss,)
         self.balancer = balancer
+        # Read once: how many teachers' paths a step runs is the balance's setting.
+        self._sample_teachers = balancer.teachers_per_step == "sample"
         self.active: str | None = None
         self._cache: Any = None
         self._input_shape: tuple[int, ...] | None = None
@@ -187,8 +189,8 @@ class TransferStep:
         engine = self._engine[0]
         teachers: tuple[int, ...] = ()
         if self._mode.hybrid_paths:
-            paths, teachers = step_paths(engine, self._mode.alternate,
-                                         self.balancer.teachers_per_step == "sample", index)
+            paths, teachers = step_paths(engine, self._mode.alternate, self._sample_teachers,
+                                         index)
         else:
             paths = ("student",)
         self._paths = paths

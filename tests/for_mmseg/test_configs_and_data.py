@@ -28,8 +28,10 @@ def test_config_builds(config):
     backbone = cfg.model.backbone
     if backbone.type == "HybridBackbone" and backbone.get("teacher"):
         # real-scale teachers name user-provided files: build without loading them
-        backbone.teacher.checkpoint = None
-        backbone.teacher.allow_random_init = True
+        listed = backbone.teacher if isinstance(backbone.teacher, list) else [backbone.teacher]
+        for teacher in listed:
+            teacher.checkpoint = None
+            teacher.allow_random_init = True
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = MODELS.build(cfg.model)

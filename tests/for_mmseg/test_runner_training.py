@@ -14,29 +14,36 @@ from .conftest import (HYBRID_CONFIG, SYNTHETIC_STUDENT_CONFIGS, read_scalars, r
 @pytest.mark.parametrize("config", SYNTHETIC_STUDENT_CONFIGS, ids=lambda p: p.stem.split("_")[2])
 def test_synthetic_config_trains_and_logs(config, tmp_path, data_dirs, teacher_checkpoint):
     transfer_none = "no-teacher" in config.name
+    several = "multi-teacher" in config.name  # the trained teacher is the first (GTA5) one
     extra = {} if transfer_none else teacher_options(teacher_checkpoint)
+    if several:
+        extra = {k.replace(".teacher.", ".teacher.0."): v for k, v in extra.items()}
+    # the logged alpha, L1 and L2 of each teacher: unnamed for one, hkt_alpha/<name> for several
+    suffixes = ["/gta5", "/digits"] if several else [""]
     runner = run_config(config, tmp_path, data_dirs["cityscapes"], extra=extra, train=False)
     teacher = runner.model.backbone.teacher
     before = None if teacher is None else {k: v.clone() for k, v in teacher.state_dict().items()}
     runner.train()
     rows = [r for r in read_scalars(tmp_path) if "loss" in r]
     assert rows and all("hkt_L3" in r for r in rows)
-    assert all(("hkt_alpha" in r) == ("hybrid" in config.name) for r in rows)
+    assert all(all(f"hkt_alpha{x}" in r for x in suffixes) == ("hybrid" in config.name)
+               for r in rows)
     assert "decode.acc_seg" in rows[-1] and "aux.acc_seg" in rows[-1]
     if teacher is not None:  # the student path's own head losses, logged and not summed
         assert {"hkt_L3.decode.ce", "hkt_L3.aux.ce"} <= set(rows[-1])
     assert list(tmp_path.glob("*/vis_data/events.out.tfevents.*"))  # TensorBoard is on
     assert ((tmp_path / "alpha_and_path_losses.png").exists()) == ("hybrid" in config.name)
     if "hybrid" in config.name:
-        assert all(k in rows[-1] for k in ("hkt_L1", "hkt_L2"))
+        assert all(k + x in rows[-1] for k in ("hkt_L1", "hkt_L2") for x in suffixes)
         # only the balanced total is summed into the optimised loss
         assert rows[-1]["loss"] == pytest.approx(rows[-1]["loss_hkt"])
-        if "alpha0.5" in config.name:
-            assert rows[-1]["hkt_alpha"] == pytest.approx(0.5)
-        else:
-            r = rows[-1]
-            assert r["hkt_alpha"] == pytest.approx(2 * r["hkt_L3"] / (r["hkt_L1"] + r["hkt_L2"]),
-                                                   rel=1e-4)
+        r = rows[-1]
+        for x in suffixes:
+            if "alpha0.5" in config.name:
+                assert r["hkt_alpha"] == pytest.approx(0.5)
+            else:
+                assert r[f"hkt_alpha{x}"] == pytest.approx(
+                    2 * r["hkt_L3"] / (r[f"hkt_L1{x}"] + r[f"hkt_L2{x}"]), rel=1e-4)
     if ("fitnet" in config.name) or ("_at-" in config.name):
         assert "hkt_transfer" in rows[-1]
     if before is not None:

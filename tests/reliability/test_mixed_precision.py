@@ -362,3 +362,42 @@ def test_a_nan_on_one_rank_stops_every_rank_and_alpha_uses_the_rank_mean():
     assert by_rank[0][0] == pytest.approx(1.5) and by_rank[1][0] == pytest.approx(1.5)
     assert "another rank" in by_rank[0][1] and "L2 (teacher-first path)" in by_rank[0][1]
     assert "L2=nan" in by_rank[1][1] and "at step 7" in by_rank[1][1]
+
+
+def _several_teachers_rank_main(rank: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2)
+    try:
+        # Rank r's losses: teacher a (1, 3 + 2r), teacher b (2 + r, 2), L3 = 2 + 2r.
+        pairs = [(torch.tensor(1.0), torch.tensor(3.0 + 2 * rank)),
+                 (torch.tensor(2.0 + rank), torch.tensor(2.0))]
+        _, balanced = LossBalancer("dynamic").teachers(pairs, torch.tensor(2.0 + 2 * rank),
+                                                       ("a", "b"))
+        results.put((rank, [b.alpha.item() for b in balanced]))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available()
+                    or not torch.distributed.is_gloo_available()
+                    or "fork" not in multiprocessing.get_all_start_methods(),
+                    reason="needs torch.distributed with gloo, and fork")
+def test_each_teachers_alpha_uses_the_rank_mean_of_its_own_losses():
+    ctx = multiprocessing.get_context("fork")
+    results, port = ctx.Queue(), _free_port()
+    procs = [ctx.Process(target=_several_teachers_rank_main, args=(r, port, results))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    by_rank = dict(results.get(timeout=10) for _ in procs)
+    # Rank means: L3 = 3; teacher a L1 + L2 = 1 + 4 = 5, teacher b 2.5 + 2 = 4.5.
+    assert by_rank[0] == by_rank[1] == pytest.approx([2 * 3 / 5, 2 * 3 / 4.5])
