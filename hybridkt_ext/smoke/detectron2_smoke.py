@@ -10,20 +10,18 @@ converted one runs as it is, and its plain twin is ``plain_student_config`` of i
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from .smoke_config_error import SmokeConfigError
 from .smoke_report import IterationLosses, SmokeResult
 from .teacher_option import TeacherOption
 
 DATASET = "citypersons_synthetic_mini_dense_train"
-
-
-class SmokeDetectron2Error(ValueError):
-    """The config cannot be smoke-tested as asked (says why and what to do)."""
 
 
 def _conversions() -> dict[str, tuple[str, str]]:
@@ -41,7 +39,7 @@ def _config_file(name: str) -> str:
     try:
         return model_zoo.get_config_file(name)
     except RuntimeError:
-        raise SmokeDetectron2Error(f"{name}: neither a file nor a detectron2 model-zoo config "
+        raise SmokeConfigError(f"{name}: neither a file nor a detectron2 model-zoo config "
                                    f"name (such as COCO-Detection/retinanet_R_50_FPN_1x.yaml)."
                                    ) from None
 
@@ -68,15 +66,15 @@ def hybrid_and_plain(config: str, teacher: TeacherOption | None):
     name = cfg.MODEL.BACKBONE.NAME
     if name.startswith("build_hybridkt"):
         if teacher is not None:
-            raise SmokeDetectron2Error(f"{config} is already converted (MODEL.BACKBONE.NAME "
+            raise SmokeConfigError(f"{config} is already converted (MODEL.BACKBONE.NAME "
                                        f"{name}): leave out --teacher.")
         return cfg, plain_student_config(cfg)
     if teacher is None:
-        raise SmokeDetectron2Error(f"{config} has a plain backbone ({name}): name the teacher "
+        raise SmokeConfigError(f"{config} has a plain backbone ({name}): name the teacher "
                                    f"to convert it with, e.g. --teacher torchvision.resnet18.")
     conversions = _conversions()
     if name not in conversions:
-        raise SmokeDetectron2Error(
+        raise SmokeConfigError(
             f"{config}: MODEL.BACKBONE.NAME {name} has no hybrid builder; the converted "
             f"builders are {sorted(conversions)} (docs/detectron2.md).")
     hybrid_name, bottom_up = conversions[name]
@@ -90,6 +88,7 @@ class _StepTimes:
     """Wall time of every step (detectron2's IterationTimer skips the first three)."""
 
     def __init__(self) -> None:
+        # Defined here, not at module level: this module imports without detectron2.
         from detectron2.engine import HookBase
 
         times = self.seconds = []
@@ -185,8 +184,6 @@ def export_difference(model, hybrid_cfg, out: Path, size: tuple[int, int]) -> fl
 def run_detectron2_smoke(config: str, teacher: TeacherOption | None, iters: int,
                          work_dir: Path, size: tuple[int, int]) -> SmokeResult:
     """Runs ``config`` plain and hybrid for ``iters`` iterations; see the module docstring."""
-    import os
-
     from detectron2.engine import DefaultTrainer
 
     import hybridkt_ext.for_detectron2  # noqa: F401  (registers the builders and datasets)

@@ -24,6 +24,7 @@ from hybridkt_ext.for_openmmlab.student_export import (export_student_checkpoint
                                                        plain_student_config)
 from hybridkt_ext.for_openmmlab.teacher_config import resolve_config_path
 
+from .smoke_config_error import SmokeConfigError
 from .smoke_report import IterationLosses, SmokeResult
 from .teacher_option import TeacherOption
 
@@ -31,10 +32,6 @@ HOOK = "HybridKTHook"
 # Where each library keeps its cityscapes classes / its default (COCO) class count.
 _CITYSCAPES_CLASSES = 19
 _MMDET_DEFAULT_CLASSES = 80
-
-
-class SmokeConfigError(ValueError):
-    """The config cannot be smoke-tested as asked (says why and what to do)."""
 
 
 def read_config(name: str) -> Config:
