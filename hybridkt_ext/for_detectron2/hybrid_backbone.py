@@ -8,7 +8,8 @@ meta-architecture's ``forward`` by ``transfer_wiring``) it returns each path's f
 the FPN and the heads then train every path. Inference and evaluation are the student path.
 
 State dict: ``<bottom_up>.engine.student.model.*`` is the plain bottom-up's state dict, next to
-``<bottom_up>.engine.teacher.*``, the adapters ``<bottom_up>.engine.to_{teacher,student}.*``
+``<bottom_up>.engine.teacher.*`` (``teacher.<k>.*`` with several teachers,
+``MODEL.HYBRIDKT.TEACHERS``), the adapters ``<bottom_up>.engine.to_{teacher,student}.*``
 and FitNet's regressors ``<bottom_up>.transfer_loss.*``; ``export.save_student_checkpoint``
 maps it back onto the plain model.
 """
@@ -187,11 +188,13 @@ def _matched_teacher(student: StagedBackbone, teacher: StagedBackbone, entry: Te
         if len(entries) == 1:
             raise
         others = [e.label() for e in entries if e is not entry]
+        # match_teacher_stages names the one-teacher key: name this teacher's.
+        why = str(err).rstrip(".").replace("MODEL.HYBRIDKT.TEACHER.", f"{entry.where}.")
         raise StageMismatchError(
-            f"{entry.label()}: {err} Each teacher pairs with the student's stages on its own, "
-            f"and this one cannot while {', '.join(others)} must pair with the same student "
-            f"stages; replace {entry.where} with a teacher that has a stage at every student "
-            "scale, or drop it from MODEL.HYBRIDKT.TEACHERS.") from None
+            f"{entry.label()}: {why}. Each teacher pairs with the student's stages on its own, "
+            f"and {', '.join(others)} pair(s) with these same student stages: replace "
+            f"{entry.where} with a teacher that has a stage at every student scale, or drop it "
+            "from MODEL.HYBRIDKT.TEACHERS.") from None
 
 
 def build_hybrid_bottom_up(cfg: CfgNode, input_shape: ShapeSpec,
