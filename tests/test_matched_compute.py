@@ -157,3 +157,74 @@ def test_digits_through_the_reproduce_runner(tmp_path):
     assert (tmp_path / "out" / "matched_compute_digits.png").exists()
     assert "Verdict at matched training seconds" in (
         tmp_path / "out" / "matched_compute_digits.md").read_text()
+
+
+def test_a_settings_own_cost_setters_and_comparisons_drive_the_plan_and_verdict():
+    """The several-teachers experiment's shape: the plain student stretched to the cost of
+    the two-teacher run only, and the verdict's equal-iteration comparisons."""
+    setting = CountedSetting(
+        {"none": 1.0, "two": 5.0, "one": 3.0, "sampled": 3.2},
+        lambda m, n, s: {"none": 50.0 + n, "one": 55.0, "two": 56.0, "sampled": 55.5}[m] + s,
+        methods=("one", "two", "sampled"))
+    setting.cost_setters = ("two",)
+    setting.comparisons = (("two", "one"), ("sampled", "two"))
+    table, _, settings = run_matched_compute(setting, [0, 1], progress=lambda _: None)
+    assert settings["lengths"] == {"two": 50}
+    assert setting.trained[:2] == [("none", 10, 0), ("two", 10, 0)]
+    assert set(setting.trained) == {(m, n, s) for s in (0, 1) for m, n in (
+        ("none", 10), ("none", 50), ("one", 10), ("two", 10), ("sampled", 10))}
+    assert len(setting.trained) == 10  # nothing trained twice, no hybrid_alternate
+    assert list(table.rows) == ["none, 10 epochs", "none, 50 epochs", "one, 10 epochs",
+                                "two, 10 epochs", "sampled, 10 epochs"]
+    assert "two (56.50 +- 0.71) does not beat the student without a teacher trained at its " \
+           "cost (50 epochs: 100.50 +- 0.71)" in table.notes
+    assert "Verdict at equal epochs (10): two (56.50 +- 0.71, 5.00x the seconds of no " \
+           "teacher) beats one (55.50 +- 0.71, 3.00x)." in table.notes
+    assert "sampled (56.00 +- 0.71, 3.20x the seconds of no teacher) is within the seed " \
+           "spread of two" in table.notes
+
+
+def test_the_several_teachers_setting_gives_each_method_its_teachers_and_balance(tmp_path):
+    """Which config, teacher list and balance each run of matched_compute_several_teachers
+    gets (no training: the configs as the Runner would receive them)."""
+    pytest.importorskip("mmseg")
+    from hybridkt_ext.reproduction.matched_compute_settings import SeveralTeachersSetting
+    from hybridkt_ext.reproduction.runner import ALL_EXPERIMENTS, split_options
+    from hybridkt_ext.reproduction.segmentation_demo import load_run_config
+
+    assert "matched_compute_several_teachers" in ALL_EXPERIMENTS
+    assert split_options(["matched_compute_several_teachers"], {"iters": 4}) == {
+        "matched_compute_several_teachers": {"iters": 4}}
+    setting = SeveralTeachersSetting(tmp_path)
+    assert setting.methods == ("hybrid_gta5", "hybrid_gta5_digits", "hybrid_gta5_digits_sample")
+    assert setting.cost_setters == ("hybrid_gta5_digits",)
+    # What prepare() leaves: the data roots, the trained GTA5 teacher, the digit classifier.
+    data = {"train_dataloader.dataset.data_root": str(tmp_path / "cs")}
+    setting._options = {**data, "model.backbone.teacher.checkpoint": "gta5.pth",
+                        "model.backbone.teacher.allow_random_init": False}
+    setting._digits = tmp_path / "digits.pth"
+
+    def built(method):
+        config, options = setting._config(method)
+        cfg = load_run_config(config, tmp_path / method, 4, 0, options)
+        assert cfg.train_dataloader.dataset.data_root == str(tmp_path / "cs")
+        return config.name, cfg.model.backbone
+
+    name, backbone = built("none")
+    assert "no-teacher" in name and backbone.get("teacher") is None
+    name, backbone = built("hybrid_gta5")
+    assert name.startswith("deeplabv3_r18w8-d8_hybrid-r18w16-d8_") and \
+        backbone.teacher.checkpoint == "gta5.pth" and not backbone.teacher.allow_random_init
+    for method, sampling in (("hybrid_gta5_digits", None),
+                             ("hybrid_gta5_digits_sample", "sample")):
+        name, backbone = built(method)
+        assert "multi-teacher" in name
+        teachers = backbone.teacher
+        assert [t["name"] for t in teachers] == ["gta5", "digits"]
+        assert teachers[0]["type"] == "ResNetV1c" and teachers[1]["type"] == "torchvision.resnet18"
+        assert [t["checkpoint"] for t in teachers] == ["gta5.pth", str(tmp_path / "digits.pth")]
+        assert not any(t["allow_random_init"] for t in teachers)
+        assert backbone.balance.get("teachers") == sampling
+        assert backbone.balance.mode == "dynamic" and backbone.transfer == "hybrid"
+    with pytest.raises(ValueError, match="unknown method 'cwd'"):
+        setting._config("cwd")

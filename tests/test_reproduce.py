@@ -122,7 +122,8 @@ def test_an_option_no_chosen_experiment_takes_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match=r"iters \(taken by \['segmentation', 'detection', "
                                          r"'matched_compute_segmentation', "
-                                         r"'matched_compute_detection'\]\)"):
+                                         r"'matched_compute_detection', "
+                                         r"'matched_compute_several_teachers'\]\)"):
         run_experiments(["classification"], tmp_path, tmp_path, seeds=[0], quick=True,
                         progress=lambda _: None, iters=10)
     with pytest.raises(ValueError, match="epoch"):

@@ -25,8 +25,14 @@ from typing import Callable, Protocol, Sequence
 
 from .tables import ResultTable, mean_std, write_tables
 
-# The runs whose seed-0 cost sets the stretched schedules of the student without a teacher.
+# The runs whose seed-0 cost sets the stretched schedules of the student without a teacher
+# (a setting may name others as its ``cost_setters``).
 COST_SETTERS = ("hybrid", "hybrid_alternate")
+
+
+def cost_setters(setting: "MatchedSetting") -> tuple[str, ...]:
+    """The setting's own ``cost_setters`` if it has them, else ``COST_SETTERS``."""
+    return tuple(getattr(setting, "cost_setters", COST_SETTERS))
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class MatchedSetting(Protocol):
     base_length: int      # the plain schedule
     methods: tuple[str, ...]  # the baselines trained on the plain schedule (COST_SETTERS too)
     parallel: bool        # train() may run in several threads at once
+    # Optional: cost_setters (instead of COST_SETTERS), and comparisons: (a, b) method pairs
+    # whose plain-schedule runs the verdict also compares (equal iterations).
 
     def prepare(self, progress: Callable[[str], None]) -> str:
         """Trains what every run shares (teachers); returns the setting for the notes."""
@@ -74,11 +82,12 @@ class MatchedSetting(Protocol):
         """The optimiser steps of a run of ``length``."""
 
 
-def stretched_lengths(base: int, seconds: dict[str, float]) -> dict[str, int]:
-    """The schedule of the student without a teacher that costs what each of
-    ``COST_SETTERS`` cost (``seconds`` holds "none" and those modes, from one seed)."""
+def stretched_lengths(base: int, seconds: dict[str, float],
+                      setters: Sequence[str] = COST_SETTERS) -> dict[str, int]:
+    """The schedule of the student without a teacher that costs what each of ``setters``
+    cost (``seconds`` holds "none" and those modes, from one seed)."""
     return {m: max(base + 1, round(base * seconds[m] / seconds["none"]))
-            for m in COST_SETTERS if m in seconds}
+            for m in setters if m in seconds}
 
 
 def plan(setting: MatchedSetting, seeds: Sequence[int], lengths: dict[str, int]
@@ -86,13 +95,13 @@ def plan(setting: MatchedSetting, seeds: Sequence[int], lengths: dict[str, int]
     """(method, length, seed) of every run after the first seed's cost runs, seed by seed
     (an interrupted experiment has whole seeds)."""
     first = {("none", setting.base_length, seeds[0])} | {
-        (m, setting.base_length, seeds[0]) for m in COST_SETTERS}
+        (m, setting.base_length, seeds[0]) for m in cost_setters(setting)}
     runs = []
     for seed in seeds:
         runs += [("none", setting.base_length, seed)]
         runs += [("none", n, seed) for n in sorted(set(lengths.values()))]
         runs += [(m, setting.base_length, seed)
-                 for m in dict.fromkeys((*COST_SETTERS, *setting.methods))]
+                 for m in dict.fromkeys((*cost_setters(setting), *setting.methods))]
     return [r for r in runs if r not in first]
 
 
@@ -129,15 +138,16 @@ def run_matched_compute(setting: MatchedSetting, seeds: Sequence[int],
                 write_tables([matched_table(setting, done, lengths)], partial_out)
         return run
 
-    for method in ("none", *COST_SETTERS, *setting.methods):
+    setters = cost_setters(setting)
+    for method in dict.fromkeys(("none", *setters, *setting.methods)):
         if method not in flops:
             flops[method] = setting.flops_per_step(method)
             progress(f"[matched {setting.name}] {method}: {flops[method] / 1e9:.2f} GFLOPs "
                      "per training step")
     base = setting.base_length
     with ThreadPoolExecutor(max_workers=jobs if setting.parallel else 1) as pool:
-        first = list(pool.map(lambda m: one(m, base, seeds[0]), ("none", *COST_SETTERS)))
-        lengths.update(stretched_lengths(base, {r.method: r.seconds for r in first}))
+        first = list(pool.map(lambda m: one(m, base, seeds[0]), ("none", *setters)))
+        lengths.update(stretched_lengths(base, {r.method: r.seconds for r in first}, setters))
         progress(f"[matched {setting.name}] measured cost ratios: " + ", ".join(
             f"{m} {n / base:.2f}x (no teacher for {n} {setting.unit})"
             for m, n in lengths.items()))
@@ -160,7 +170,9 @@ def matched_table(setting: MatchedSetting, runs: Sequence[CostedRun],
                         lower_is_better=[setting.metric] if setting.lower_is_better else [])
     plain = {r.seed: r.seconds for r in runs
              if r.method == "none" and r.length == setting.base_length}
-    order = list(dict.fromkeys(("none", *COST_SETTERS, *setting.methods)))
+    # A cost setter that is also one of the methods keeps its place among them.
+    order = list(dict.fromkeys(("none", *[m for m in cost_setters(setting)
+                                          if m not in setting.methods], *setting.methods)))
     for r in sorted(runs, key=lambda r: (order.index(r.method), r.length, r.seed)):
         label = row_label(setting, r.method, r.length)
         table.add(label, setting.metric, r.metric)
@@ -172,9 +184,20 @@ def matched_table(setting: MatchedSetting, runs: Sequence[CostedRun],
     return table
 
 
+def _compared(setting: MatchedSetting, a: tuple[float, float], b: tuple[float, float]) -> str:
+    """"beats", "does not beat" or "is within the seed spread of": the difference of the means
+    of ``a`` and ``b`` (mean, std) against the larger std."""
+    (m_a, s_a), (m_b, s_b) = a, b
+    gain = (m_b - m_a) if setting.lower_is_better else (m_a - m_b)
+    if abs(gain) <= max(s_a, s_b):
+        return "is within the seed spread of"
+    return "beats" if gain > 0 else "does not beat"
+
+
 def verdict(setting: MatchedSetting, runs: Sequence[CostedRun], lengths: dict[str, int]) -> str:
-    """Each hybrid mode against the student without a teacher trained at its cost: better,
-    worse, or within the seed spread (the difference of the means against the larger std)."""
+    """Each cost setter against the student without a teacher trained at its cost, then the
+    setting's ``comparisons`` at equal length: better, worse, or within the seed spread (the
+    difference of the means against the larger std)."""
     def stats(method: str, length: int) -> tuple[float, float]:
         return mean_std([r.metric for r in runs if (r.method, r.length) == (method, length)])
 
@@ -184,18 +207,32 @@ def verdict(setting: MatchedSetting, runs: Sequence[CostedRun], lengths: dict[st
         if math.isnan(m_h) or math.isnan(m_n):
             sentences.append(f"{mode}: no finite result to compare.")
             continue
-        gain = (m_n - m_h) if setting.lower_is_better else (m_h - m_n)
-        spread = max(s_h, s_n)
-        if abs(gain) <= spread:
-            word = "is within the seed spread of"
-        elif gain > 0:
-            word = "beats"
-        else:
-            word = "does not beat"
+        word = _compared(setting, (m_h, s_h), (m_n, s_n))
         sentences.append(
             f"{mode} ({m_h:.2f} +- {s_h:.2f}) {word} the student without a teacher trained "
             f"at its cost ({n} {setting.unit}: {m_n:.2f} +- {s_n:.2f}).")
-    return "Verdict at matched training seconds: " + " ".join(sentences)
+    text = "Verdict at matched training seconds: " + " ".join(sentences)
+    pairs = tuple(getattr(setting, "comparisons", ()))
+    if not pairs:
+        return text
+    plain = {r.seed: r.seconds for r in runs
+             if r.method == "none" and r.length == setting.base_length}
+
+    def cost(method: str) -> float:
+        return mean_std([r.seconds / plain.get(r.seed, math.nan) for r in runs
+                         if (r.method, r.length) == (method, setting.base_length)])[0]
+
+    equal = []
+    for a, b in pairs:
+        sa, sb = stats(a, setting.base_length), stats(b, setting.base_length)
+        if math.isnan(sa[0]) or math.isnan(sb[0]):
+            equal.append(f"{a} against {b}: no finite result to compare.")
+            continue
+        equal.append(f"{a} ({sa[0]:.2f} +- {sa[1]:.2f}, {cost(a):.2f}x the seconds of no "
+                     f"teacher) {_compared(setting, sa, sb)} {b} ({sb[0]:.2f} +- {sb[1]:.2f}, "
+                     f"{cost(b):.2f}x).")
+    return (f"{text} Verdict at equal {setting.unit} ({setting.base_length}): "
+            + " ".join(equal))
 
 
 def plot_matched_compute(setting: MatchedSetting, runs: Sequence[CostedRun],

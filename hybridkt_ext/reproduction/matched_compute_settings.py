@@ -7,7 +7,10 @@ own code as the rest of the reproduction is:
   student, synthetic scenes) through the real mmengine Runner;
 * ``detection``: Table 4 on MMDetection (digit-classifier teacher, Faster R-CNN MobileNetV1
   student, synthetic CityPersons), ``--quick``'s schedule, one ``hybridkt-train-det`` process
-  per run.
+  per run;
+* ``several_teachers``: the segmentation setting's student with the GTA5-style teacher alone,
+  with it and the detection setting's digit classifier (issue 26), and with the two sampled
+  one per step; the plain student is stretched to the two-teacher run's cost.
 """
 from __future__ import annotations
 
@@ -175,6 +178,90 @@ class SegmentationSetting:
         return length
 
 
+# The shipped two-teacher config: the GTA5-style segmenter (teacher 0) and a torchvision
+# ResNet-18 digit classifier (teacher 1) on the segmentation setting's student.
+SEVERAL_TEACHERS_CONFIG = ("deeplabv3_r18w8-d8_hybrid-multi-teacher-r18w16-d8-and-digits-r18_"
+                           "1xb4-400_synthetic-cityscapes-64x128.py")
+# method -> (teachers, balance.teachers); "none" and "hybrid_gta5" are the single-teacher
+# setting's "none" and "hybrid" runs.
+SEVERAL_TEACHERS_METHODS = {
+    "hybrid_gta5": (("gta5",), None),
+    "hybrid_gta5_digits": (("gta5", "digits"), None),
+    "hybrid_gta5_digits_sample": (("gta5", "digits"), "sample"),
+}
+
+
+@dataclass
+class SeveralTeachersSetting(SegmentationSetting):
+    """The segmentation setting (same student, data, schedule, GTA5-style teacher) with a
+    second teacher of another task: the digit classifier the detection setting uses, trained
+    (``detection.digits_teacher``), loaded by the shipped two-teacher config."""
+
+    methods: tuple[str, ...] = tuple(SEVERAL_TEACHERS_METHODS)
+    cost_setters: tuple[str, ...] = ("hybrid_gta5_digits",)
+    comparisons: tuple[tuple[str, str], ...] = (
+        ("hybrid_gta5", "none"), ("hybrid_gta5_digits", "hybrid_gta5"),
+        ("hybrid_gta5_digits_sample", "hybrid_gta5_digits"),
+        ("hybrid_gta5_digits_sample", "hybrid_gta5"))
+    name: str = "several_teachers"
+    _digits: Path | None = field(default=None, repr=False)
+
+    title = ("synthetic Cityscapes-style segmentation, GTA5-style teacher and digit-classifier "
+             "teacher")
+
+    def _config(self, method: str) -> tuple[Path, dict]:
+        from .segmentation_demo import CONFIG_DIR
+
+        if method not in SEVERAL_TEACHERS_METHODS:
+            if method != "none":
+                raise ValueError(f"several_teachers: unknown method {method!r}; choose from "
+                                 f"{['none', *SEVERAL_TEACHERS_METHODS]}")
+            return super()._config("none")
+        teachers, sampling = SEVERAL_TEACHERS_METHODS[method]
+        if teachers == ("gta5",):
+            return super()._config("hybrid")
+        options = {k: v for k, v in self._options.items()
+                   if not k.startswith("model.backbone.teacher")}
+        files = {"gta5": self._options.get("model.backbone.teacher.checkpoint"),
+                 "digits": None if self._digits is None else str(self._digits)}
+        for k, name in enumerate(teachers):
+            options[f"model.backbone.teacher.{k}.checkpoint"] = files[name]
+            options[f"model.backbone.teacher.{k}.allow_random_init"] = False
+        if sampling is not None:
+            options["model.backbone.balance.teachers"] = sampling
+        return CONFIG_DIR / SEVERAL_TEACHERS_CONFIG, options
+
+    def prepare(self, progress: Callable[[str], None]) -> str:
+        import torch
+
+        from .detection import digits_teacher
+
+        described = super().prepare(progress)
+        progress("[matched several_teachers] digit-classifier teacher (torchvision ResNet-18)")
+        weights = digits_teacher(self.work.parent)
+        self._digits = self.work / "teacher_digits_r18.pth"
+        torch.save(weights, self._digits)
+        return (f"{described} Second teacher: the torchvision ResNet-18 digit classifier of the "
+                f"detection setting (trained on scikit-learn's digits, top-1 "
+                f"{_digits_accuracy(weights):.1f}% on their test split), loaded by "
+                f"{SEVERAL_TEACHERS_CONFIG}; one dynamic alpha per teacher; 'sample' runs one "
+                "teacher's pair of paths per step in turn.")
+
+
+def _digits_accuracy(weights: dict) -> float:
+    """Top-1 (%) of the digit classifier on scikit-learn's digits test split (split seed 0,
+    as ``digits_teacher`` trains it)."""
+    import torchvision
+
+    from hybridkt_ext.for_classification.data import load_datasets
+    from hybridkt_ext.for_classification.trainer import evaluate
+
+    _, test, n = load_datasets(None, None, 0)
+    model = torchvision.models.resnet18(num_classes=n)
+    model.load_state_dict(weights)
+    return 100 * evaluate(model.eval(), test)
+
+
 @dataclass
 class DetectionSetting:
     work: Path
@@ -276,6 +363,20 @@ def run_segmentation(out: Path, work: Path, seeds, quick: bool, progress,
     setting = SegmentationSetting(work / "matched_compute" / "segmentation",
                                   base_length=iters or (40 if quick else 400),
                                   teacher_iters=teacher_iters or (150 if quick else 400))
+    return run_experiment(setting, out, seeds, progress)
+
+
+def run_several_teachers(out: Path, work: Path, seeds, quick: bool, progress,
+                         iters: int | None = None, teacher_iters: int | None = None) -> dict:
+    from .matched_compute import run_experiment
+
+    try:
+        import mmseg  # noqa: F401
+    except ImportError as err:
+        return {"skipped": f"MMSegmentation is not installed ({err})"}
+    setting = SeveralTeachersSetting(work / "matched_compute" / "several_teachers",
+                                     base_length=iters or (40 if quick else 400),
+                                     teacher_iters=teacher_iters or (150 if quick else 400))
     return run_experiment(setting, out, seeds, progress)
 
 

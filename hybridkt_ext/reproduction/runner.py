@@ -15,7 +15,7 @@ from .tables import ResultTable, write_tables
 EXPERIMENTS = ("classification", "segmentation", "detection")
 # Run only when named: each trains several times the compute of its paper experiment.
 MATCHED_COMPUTE = ("matched_compute_digits", "matched_compute_segmentation",
-                   "matched_compute_detection")
+                   "matched_compute_detection", "matched_compute_several_teachers")
 ALL_EXPERIMENTS = EXPERIMENTS + MATCHED_COMPUTE
 
 
