@@ -132,6 +132,12 @@ class OpenMMLabHybridBackbone(TransferBackbone, BaseModule):
         # No checkpoint: a random teacher, allowed for smoke runs only; the hook logs it and
         # every checkpoint's meta records it.
         self.teacher_random_init = any(spec.get("checkpoint") is None for spec in specs)
+        # The --cfg-options key of each random teacher, for the hook's warning: a list's
+        # teachers are set by index (teacher.<k>.checkpoint), a single spec as teacher.checkpoint.
+        listed = isinstance(teacher, (list, tuple))
+        self.random_teachers = {
+            name: f"model.backbone.teacher{f'.{k}' if listed else ''}"
+            for k, (spec, name) in enumerate(zip(specs, names)) if spec.get("checkpoint") is None}
         paired = [_pair_stages(staged, t, self.out_indices, stage_groups) for t, _ in built]
         _same_student_stages(paired, names)
         teachers = [t for _, t, _, _ in paired]

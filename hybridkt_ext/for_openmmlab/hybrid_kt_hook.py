@@ -120,10 +120,16 @@ class HybridKTHook(Hook):
                 "student path (its head losses: hkt_L3.<head>.<loss>); the optimised loss_hkt "
                 "= hkt_alpha * (hkt_L1 + hkt_L2) + hkt_L3.")
         if backbone.teacher_random_init:
+            # Name the option of each random teacher: with a list, teacher.checkpoint is no key.
+            random = backbone.random_teachers
+            which = (f"teacher{'s' if len(random) > 1 else ''} "
+                     f"{', '.join(repr(n) for n in random)} {'are' if len(random) > 1 else 'is'}"
+                     if several else "teacher is")
             runner.logger.warning(
-                "HybridKTHook: the teacher is randomly initialised (teacher.allow_random_init="
-                "True, no checkpoint): it transfers no knowledge. Fine for a smoke run only; "
-                "set model.backbone.teacher.checkpoint to a trained teacher.")
+                f"HybridKTHook: the {which} randomly initialised (allow_random_init=True, no "
+                "checkpoint): it transfers no knowledge. Fine for a smoke run only; set "
+                + ", ".join(f"{k}.checkpoint" for k in random.values())
+                + " to a trained teacher.")
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self._log.record(runner) and runner.iter + 1 == runner.max_iters:

@@ -45,7 +45,10 @@ def test_every_shipped_config_builds_its_model(config):
     backbone = cfg.model.backbone
     if backbone.type == "HybridBackbone" and backbone.get("teacher"):
         # The teacher files are the user's (CityPersons configs): build with a random one.
-        backbone.teacher.update(checkpoint=None, allow_random_init=True)
+        # (A config with several teachers lists them: each gets a random one.)
+        teachers = backbone.teacher
+        for teacher in teachers if isinstance(teachers, (list, tuple)) else [teachers]:
+            teacher.update(checkpoint=None, allow_random_init=True)
     if "init_cfg" in backbone:
         backbone.init_cfg = None
     with DefaultScope.overwrite_default_scope("mmdet"):
