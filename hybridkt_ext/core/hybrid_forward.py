@@ -182,9 +182,8 @@ class HybridForward(nn.Module):
             # still passes gradients *through* to earlier student stages and adapters.
             freeze_teacher(t)
         freeze_teacher(self.teacher)  # a TeacherSet's own root module too
-        self._student_input = student_input or InputConvention()
         self._teacher_conventions = conventions
-        self.teacher_input = self._input_transforms(self._student_input)
+        self.teacher_input = self._input_transforms(student_input or InputConvention())
         if not hybrid_paths:
             return
         self.plan = make_path_plan(n, switch_points)
@@ -233,7 +232,6 @@ class HybridForward(nn.Module):
         if teacher_input is not None:
             self._teacher_conventions = _teacher_conventions(teacher_input, self.num_teachers)
         device = self._of_teacher(self.teacher_input, 0).scale.device
-        self._student_input = student_input
         self.teacher_input = self._input_transforms(student_input).to(device)
 
     @property

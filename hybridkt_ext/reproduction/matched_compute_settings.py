@@ -353,31 +353,26 @@ def run_digits(out: Path, work: Path, seeds, quick: bool, progress, epochs: int 
 
 
 def run_segmentation(out: Path, work: Path, seeds, quick: bool, progress,
-                     iters: int | None = None, teacher_iters: int | None = None) -> dict:
+                     iters: int | None = None, teacher_iters: int | None = None,
+                     setting_class: type | None = None) -> dict:
+    """The segmentation setting (or ``setting_class``, a subclass of it on the same schedule)."""
     from .matched_compute import run_experiment
 
     try:
         import mmseg  # noqa: F401
     except ImportError as err:
         return {"skipped": f"MMSegmentation is not installed ({err})"}
-    setting = SegmentationSetting(work / "matched_compute" / "segmentation",
-                                  base_length=iters or (40 if quick else 400),
-                                  teacher_iters=teacher_iters or (150 if quick else 400))
+    setting_class = setting_class or SegmentationSetting
+    setting = setting_class(work / "matched_compute" / setting_class.name,
+                            base_length=iters or (40 if quick else 400),
+                            teacher_iters=teacher_iters or (150 if quick else 400))
     return run_experiment(setting, out, seeds, progress)
 
 
 def run_several_teachers(out: Path, work: Path, seeds, quick: bool, progress,
                          iters: int | None = None, teacher_iters: int | None = None) -> dict:
-    from .matched_compute import run_experiment
-
-    try:
-        import mmseg  # noqa: F401
-    except ImportError as err:
-        return {"skipped": f"MMSegmentation is not installed ({err})"}
-    setting = SeveralTeachersSetting(work / "matched_compute" / "several_teachers",
-                                     base_length=iters or (40 if quick else 400),
-                                     teacher_iters=teacher_iters or (150 if quick else 400))
-    return run_experiment(setting, out, seeds, progress)
+    return run_segmentation(out, work, seeds, quick, progress, iters, teacher_iters,
+                            setting_class=SeveralTeachersSetting)
 
 
 def run_detection(out: Path, work: Path, seeds, quick: bool, progress, iters: int | None = None,

@@ -316,6 +316,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _two_ranks(target) -> list[tuple]:
+    """Runs ``target(rank, port, results)`` on two gloo ranks; what they put in ``results``."""
+    # fork: the children need no re-import of torch (spawn would add seconds per rank).
+    ctx = multiprocessing.get_context("fork")
+    results, port = ctx.Queue(), _free_port()
+    procs = [ctx.Process(target=target, args=(r, port, results)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, "a rank hung in a collective"
+    assert [p.exitcode for p in procs] == [0, 0]
+    return [results.get(timeout=10) for _ in procs]
+
+
 def _rank_main(rank: int, port: int, results) -> None:
     import torch.distributed as dist
 
@@ -341,23 +359,7 @@ def _rank_main(rank: int, port: int, results) -> None:
                     or "fork" not in multiprocessing.get_all_start_methods(),
                     reason="needs torch.distributed with gloo, and fork")
 def test_a_nan_on_one_rank_stops_every_rank_and_alpha_uses_the_rank_mean():
-    # fork: the children need no re-import of torch (spawn would add seconds per rank).
-    ctx = multiprocessing.get_context("fork")
-    results, port = ctx.Queue(), _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, port, results)) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.kill()
-    assert not alive, "a rank hung in a collective"
-    assert [p.exitcode for p in procs] == [0, 0]
-    by_rank = {}
-    while not results.empty():
-        rank, alpha, message = results.get()
-        by_rank[rank] = (alpha, message)
+    by_rank = {rank: (alpha, message) for rank, alpha, message in _two_ranks(_rank_main)}
     # mean L = [1, 3, 3]: alpha = 2*3/4 on both ranks, whatever each rank's own L3
     assert by_rank[0][0] == pytest.approx(1.5) and by_rank[1][0] == pytest.approx(1.5)
     assert "another rank" in by_rank[0][1] and "L2 (teacher-first path)" in by_rank[0][1]
@@ -386,18 +388,6 @@ def _several_teachers_rank_main(rank: int, port: int, results) -> None:
                     or "fork" not in multiprocessing.get_all_start_methods(),
                     reason="needs torch.distributed with gloo, and fork")
 def test_each_teachers_alpha_uses_the_rank_mean_of_its_own_losses():
-    ctx = multiprocessing.get_context("fork")
-    results, port = ctx.Queue(), _free_port()
-    procs = [ctx.Process(target=_several_teachers_rank_main, args=(r, port, results))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
-            p.kill()
-    assert [p.exitcode for p in procs] == [0, 0]
-    by_rank = dict(results.get(timeout=10) for _ in procs)
+    by_rank = dict(_two_ranks(_several_teachers_rank_main))
     # Rank means: L3 = 3; teacher a L1 + L2 = 1 + 4 = 5, teacher b 2.5 + 2 = 4.5.
     assert by_rank[0] == by_rank[1] == pytest.approx([2 * 3 / 5, 2 * 3 / 4.5])
